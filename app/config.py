@@ -1,0 +1,82 @@
+"""Application settings, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PLACEHOLDER_SECRET = "change-me"
+
+
+class Settings(BaseSettings):
+    """Every setting the service reads; `.env.example` documents each key."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "sqlite:///./data/partypoints.db"
+    app_env: Literal["dev", "prod"] = "dev"
+    secret_key: SecretStr = SecretStr(PLACEHOLDER_SECRET)
+    business_tz: str = "Asia/Shanghai"
+    public_base_url: str = "http://127.0.0.1:8000"
+    db_pool_size: int = 40
+    log_level: str = "INFO"
+
+    @field_validator("database_url")
+    @classmethod
+    def _valid_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"DATABASE_URL is not a database URL: {exc}") from None
+        if url.get_backend_name() not in {"sqlite", "postgresql"}:
+            raise ValueError("DATABASE_URL must be a sqlite:// or postgresql+psycopg:// URL")
+        return value
+
+    @field_validator("business_tz")
+    @classmethod
+    def _valid_tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"BUSINESS_TZ is not a known time zone: {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _no_placeholder_secret_in_prod(self) -> Settings:
+        if self.app_env == "prod" and self.secret_key.get_secret_value() in (
+            "",
+            PLACEHOLDER_SECRET,
+        ):
+            raise ValueError("SECRET_KEY must be set to a real secret when APP_ENV=prod")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The business time zone that period keys are computed in."""
+        return ZoneInfo(self.business_tz)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
+
+
+def load_settings_or_exit() -> Settings:
+    """The settings, or one clear line on stderr and exit status 2 when they are invalid."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']).upper() or '配置'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        print(f"配置错误（请检查环境变量或 .env）：{problems}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,65 @@
+"""The FastAPI application factory and composition root."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from app import migrate
+from app.config import Settings, load_settings_or_exit
+from app.db import make_engine
+from app.deps import EngineDep
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application with its engine; adapters are wired here and nowhere else."""
+    settings = settings or load_settings_or_exit()
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        engine.dispose()
+
+    app = FastAPI(title="党员积分助手 partypoints", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.engine = engine
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    def readyz(engine: EngineDep) -> JSONResponse:
+        """The database answers and its schema is at the newest migration."""
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+            current = migrate.current_revision(engine)
+        except Exception as exc:  # any driver error means "not ready", never a 500
+            log.warning("readiness check failed: %s", type(exc).__name__)
+            return JSONResponse({"status": "unavailable", "database": "unreachable"}, 503)
+        head = migrate.head_revision()
+        ready = current == head
+        body = {"status": "ok" if ready else "migrations_pending", "database": "ok",
+                "revision": current, "head": head}
+        return JSONResponse(body, 200 if ready else 503)
+
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `app.main:app` for uvicorn, built on first access so that importing this module is cheap.
+    if name == "app":
+        application = create_app()
+        globals()["app"] = application
+        return application
+    raise AttributeError(name)
