@@ -1,8 +1,9 @@
-"""Fixtures: one real database per test session (SQLite file, or PostgreSQL when asked)."""
+"""Fixtures: a real, migrated database per test (SQLite copies, or PostgreSQL when asked)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,28 +18,26 @@ from app.db import make_engine
 from app.models import metadata
 
 
-def _database_url(tmp_dir: Path) -> str:
+def _postgres_url() -> str | None:
     url = os.environ.get("TEST_DATABASE_URL", "")
     if os.environ.get("PARTYPOINTS_REQUIRE_POSTGRES") and not url.startswith("postgresql"):
         pytest.exit("PARTYPOINTS_REQUIRE_POSTGRES is set; TEST_DATABASE_URL must be PostgreSQL", 3)
-    return url or f"sqlite:///{tmp_dir / 'test.db'}"
+    return url or None
 
 
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """URL of the session's database."""
-    return _database_url(tmp_path_factory.mktemp("db"))
-
-
-@pytest.fixture(scope="session")
-def engine(database_url: str) -> Iterator[Engine]:
-    """The session's engine, migrated to head from an empty schema."""
-    engine = make_engine(database_url, pool_size=5)
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The session's template database, migrated to head from nothing."""
+    url = _postgres_url() or f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+    engine = make_engine(url, pool_size=5)
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("DROP SCHEMA public CASCADE"))
             conn.execute(text("CREATE SCHEMA public"))
     migrate.upgrade(engine)
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     stamp = os.environ.get("PARTYPOINTS_DB_STAMP")
     if stamp:
         Path(stamp).write_text(engine.dialect.name + "\n")
@@ -47,16 +46,29 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def db(engine: Engine) -> Iterator[Engine]:
-    """The migrated engine, with every table emptied after the test."""
-    yield engine
-    tables = [t.name for t in reversed(metadata.sorted_tables)]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
-        else:
-            for name in tables:
-                conn.execute(text(f"DELETE FROM {name}"))
+def db(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
+    """A migrated database of the test's own: a copy of the template, or PostgreSQL emptied after.
+
+    Append-only tables refuse DELETE, so SQLite tests get a fresh file rather than a cleanup;
+    PostgreSQL's TRUNCATE does not fire row triggers.
+    """
+    if engine.dialect.name == "postgresql":
+        yield engine
+        tables = ", ".join(t.name for t in metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        return
+    path = tmp_path / "test.db"
+    shutil.copyfile(str(engine.url.database), path)
+    own = make_engine(f"sqlite:///{path}")
+    yield own
+    own.dispose()
+
+
+@pytest.fixture
+def db_url(db: Engine) -> str:
+    """URL of the test's database."""
+    return db.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -67,9 +79,9 @@ def session(db: Engine) -> Iterator[Session]:
 
 
 @pytest.fixture
-def settings_env(monkeypatch: pytest.MonkeyPatch, database_url: str) -> Iterator[Settings]:
+def settings_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[Settings]:
     """Process settings pointing at the test database (for CLI and app tests)."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("APP_ENV", "dev")
     get_settings.cache_clear()
     yield get_settings()

@@ -8,8 +8,8 @@ from app.config import Settings
 from app.main import create_app
 
 
-def test_healthz_readyz_and_docs(db, database_url):
-    with TestClient(create_app(Settings(_env_file=None, database_url=database_url))) as client:
+def test_healthz_readyz_and_docs(db_url):
+    with TestClient(create_app(Settings(_env_file=None, database_url=db_url))) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         ready = client.get("/readyz")
         assert ready.status_code == 200

@@ -62,7 +62,7 @@ def test_demo_seed_is_idempotent(db, settings_env):
         kinds = sorted(o.kind for o in s.exec(select(Organization)))
         secretaries = s.exec(
             select(func.count()).select_from(RoleAssignment).where(
-                RoleAssignment.role == Role.BRANCH_SECRETARY)
+                RoleAssignment.role == Role.branch_secretary)
         ).one()
     assert kinds.count("branch") == 3 and kinds.count("committee") == 1
     assert secretaries == 3

@@ -13,7 +13,7 @@ from app.models import Organization, OrgKind
 
 def test_datetimes_come_back_aware_in_utc(session):
     beijing = timezone(timedelta(hours=8))
-    org = Organization(name="测试党委", kind=OrgKind.COMMITTEE, path="/",
+    org = Organization(name="测试党委", kind=OrgKind.committee, path="/",
                        created_at=datetime(2026, 11, 1, 8, 0, tzinfo=beijing))
     session.add(org)
     session.commit()
@@ -51,7 +51,7 @@ def test_sqlite_enforces_foreign_keys(tmp_path):
 
 def test_write_session_rolls_back_everything_on_error(db):
     with pytest.raises(RuntimeError), write_session(db) as session:
-        session.add(Organization(name="半途党委", kind=OrgKind.COMMITTEE, path="/"))
+        session.add(Organization(name="半途党委", kind=OrgKind.committee, path="/"))
         session.flush()
         raise RuntimeError("boom")
     with write_session(db) as session:

@@ -44,14 +44,15 @@ def test_import_creates_people_organisations_and_roles(db, tmp_path):
     with write_session(db) as s:
         committee = s.exec(select(Organization).where(Organization.parent_id.is_(None))).one()
         branch = s.exec(select(Organization).where(Organization.parent_id == committee.id)).one()
-        assert (committee.name, committee.kind) == ("测试公司党委", OrgKind.COMMITTEE)
-        assert (branch.name, branch.kind, branch.category) == ("生产第一党支部", "branch", "生产类")
+        assert (committee.name, committee.kind) == ("测试公司党委", OrgKind.committee)
+        assert (branch.name, branch.kind) == ("生产第一党支部", OrgKind.branch)
+        assert branch.category == "production"
         secretary = s.exec(select(Person).where(Person.dingtalk_userid == "dt1")).one()
         roles = {
             a.role
             for a in s.exec(select(RoleAssignment).where(RoleAssignment.person_id == secretary.id))
         }
-        assert roles == {Role.MEMBER, Role.BRANCH_SECRETARY}
+        assert roles == {Role.member, Role.branch_secretary}
 
 
 def test_importing_the_same_roster_twice_changes_nothing(db, tmp_path):
@@ -102,12 +103,12 @@ def test_re_import_updates_in_place_matching_by_userid_then_phone(db, tmp_path):
         p1 = s.exec(select(Person).where(Person.dingtalk_userid == "dt1")).one()
         p2 = s.exec(select(Person).where(Person.phone == "13900000002")).one()
         assert p1.name == "党员1改名"
-        assert (p2.dingtalk_userid, p2.member_type) == ("dt2", "预备党员")
+        assert (p2.dingtalk_userid, p2.member_type) == ("dt2", "probationary")
         # Row 1 no longer names the secretary role, so it is withdrawn.
         roles = {
             a.role for a in s.exec(select(RoleAssignment).where(RoleAssignment.person_id == p1.id))
         }
-        assert roles == {Role.MEMBER}
+        assert roles == {Role.member}
     assert count(db, Person) == 2
 
 
@@ -144,9 +145,9 @@ def test_groups_and_bare_branch_names_resolve_under_the_single_committee(db, tmp
     with write_session(db) as s:
         member = s.exec(select(Person).where(Person.dingtalk_userid == "dt7")).one()
         group = s.get(Organization, member.organization_id)
-        assert (group.name, group.kind) == ("第一党小组", OrgKind.GROUP)
+        assert (group.name, group.kind) == ("第一党小组", OrgKind.group)
         new_branch = s.exec(select(Organization).where(Organization.name == "后勤党支部")).one()
-        assert new_branch.kind == OrgKind.BRANCH and new_branch.path.count("/") == 3
+        assert new_branch.kind == OrgKind.branch and new_branch.path.count("/") == 3
 
 
 def test_every_change_is_audited(db, tmp_path):

@@ -15,9 +15,7 @@ from app.domain.roster_rules import (
     parse_row,
     split_org_path,
 )
-from app.models import MemberType, Role
-
-CATEGORIES = {"生产类", "辅助类"}
+from app.domain.vocab import MemberType, Role
 
 
 def test_headers_match_after_trimming_and_width_folding():
@@ -70,7 +68,7 @@ def test_bad_dates_are_refused(raw):
 
 def test_roles_split_on_common_separators_and_ignore_plain_titles():
     assert parse_roles("支部书记、组织委员，宣传委员") == [
-        Role.BRANCH_SECRETARY, Role.ORGANIZATION_COMMITTEE_MEMBER]
+        Role.branch_secretary, Role.organization_committee_member]
     assert parse_roles("") == []
     with pytest.raises(RowProblem, match="不是已知角色"):
         parse_roles("董事长")
@@ -84,13 +82,13 @@ def test_paths_split_on_half_and_full_width_slashes():
 def _row(**cells):
     base = {"姓名": "张三", "所在支部": "党委/一支部", "人员类别": "正式党员",
             "手机号": "13800001234"}
-    return parse_row(5, {**base, **cells}, CATEGORIES)
+    return parse_row(5, {**base, **cells})
 
 
 def test_a_member_always_holds_the_member_role():
     row = _row(**{"职务/角色": "支部书记"})
-    assert row.roles == [Role.MEMBER, Role.BRANCH_SECRETARY]
-    assert row.member_type is MemberType.FULL
+    assert row.roles == [Role.member, Role.branch_secretary]
+    assert row.member_type is MemberType.full
     assert _row(人员类别="群众").roles == []
 
 

@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from app.models.people import MemberType, Role
+from app.domain.vocab import BranchCategory, MemberType, Role
 
 
 class RowProblem(ValueError):
@@ -83,12 +83,10 @@ def parse_phone(raw: str) -> str | None:
 
 
 _MEMBER_TYPES = {
-    "正式党员": MemberType.FULL,
-    "党员": MemberType.FULL,
-    "中共党员": MemberType.FULL,
-    "预备党员": MemberType.PROBATIONARY,
-    "中共预备党员": MemberType.PROBATIONARY,
-    "群众": MemberType.MASSES,
+    **{m.label: m for m in MemberType},
+    "党员": MemberType.full,
+    "中共党员": MemberType.full,
+    "中共预备党员": MemberType.probationary,
 }
 
 
@@ -97,22 +95,17 @@ def parse_member_type(raw: str) -> MemberType:
     try:
         return _MEMBER_TYPES[raw]
     except KeyError:
-        allowed = "、".join(m.value for m in MemberType)
+        allowed = "、".join(m.label for m in MemberType)
         reason = f"“{raw}”不是已知类别（应为{allowed}）" if raw else f"不能为空（应为{allowed}）"
         raise RowProblem("人员类别", reason) from None
 
 
 _ROLE_WORDS = {
-    "党员": Role.MEMBER,
-    "书记": Role.BRANCH_SECRETARY,
-    "支部书记": Role.BRANCH_SECRETARY,
-    "党支部书记": Role.BRANCH_SECRETARY,
-    "组织委员": Role.ORGANIZATION_COMMITTEE_MEMBER,
-    "纪检委员": Role.DISCIPLINE_COMMITTEE_MEMBER,
-    "党委工作人员": Role.COMMITTEE_STAFF,
-    "组织部": Role.COMMITTEE_STAFF,
-    "党群工作部": Role.COMMITTEE_STAFF,
-    "管理员": Role.ADMIN,
+    **{r.label: r for r in Role},
+    "书记": Role.branch_secretary,
+    "党支部书记": Role.branch_secretary,
+    "组织部": Role.committee_staff,
+    "党群工作部": Role.committee_staff,
 }
 # Titles that carry no permission of their own (宣传委员, 副书记…) are kept as plain members.
 _PLAIN_TITLES = {"宣传委员", "青年委员", "统战委员", "副书记", "党小组长", "委员", "群众"}
@@ -168,10 +161,21 @@ class RosterRow:
     roles: list[Role]
     member_type: MemberType
     joined_party_on: date | None
-    branch_category: str | None = None
+    branch_category: BranchCategory | None = None
 
 
-def parse_row(row_number: int, cells: dict[str, object], categories: set[str]) -> RosterRow:
+def parse_category(raw: str) -> BranchCategory | None:
+    """A branch category by its Chinese name (生产类 …); blank means not given."""
+    if not raw:
+        return None
+    try:
+        return BranchCategory(raw)
+    except ValueError:
+        allowed = "、".join(c.label for c in BranchCategory)
+        raise RowProblem("支部类别", f"“{raw}”不是已知支部类别（应为{allowed}）") from None
+
+
+def parse_row(row_number: int, cells: dict[str, object]) -> RosterRow:
     """Validate one roster line; raise RowProblem naming the first bad column."""
     name = clean_text(cells.get("姓名"))
     if not name:
@@ -179,14 +183,11 @@ def parse_row(row_number: int, cells: dict[str, object], categories: set[str]) -
     branch = clean_text(cells.get("所在支部"))
     if not branch:
         raise RowProblem("所在支部", "不能为空")
-    category = clean_text(cells.get("支部类别")) or None
-    if category is not None and category not in categories:
-        allowed = "、".join(sorted(categories))
-        raise RowProblem("支部类别", f"“{category}”不是已知支部类别（应为{allowed}）")
+    category = parse_category(clean_text(cells.get("支部类别")))
     member_type = parse_member_type(clean_text(cells.get("人员类别")))
     roles = parse_roles(clean_text(cells.get("职务/角色")))
-    if member_type is not MemberType.MASSES and Role.MEMBER not in roles:
-        roles.insert(0, Role.MEMBER)
+    if member_type is not MemberType.masses and Role.member not in roles:
+        roles.insert(0, Role.member)
     return RosterRow(
         row_number=row_number,
         name=name,

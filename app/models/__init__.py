@@ -1,25 +1,42 @@
 """Every table, imported here so that metadata (and Alembic) see them all."""
 
+from app.domain.vocab import BranchCategory, MemberType, OrgKind, Role
 from app.models.audit import AuditLog
 from app.models.base import SQLModel
 from app.models.chat import ChatGroup, Platform
-from app.models.org import ORG_KIND_LABELS, BranchCategory, Organization, OrgKind
-from app.models.people import ROLE_LABELS, MemberType, Person, Role, RoleAssignment
+from app.models.org import Organization
+from app.models.people import Person, RoleAssignment
+from app.models.points import (
+    EntryReview,
+    EntrySource,
+    EntryStatus,
+    LedgerEntry,
+    MonthIndicatorTotal,
+    MonthResult,
+    PeriodClose,
+    SchemeVersion,
+)
 
 metadata = SQLModel.metadata
 
 __all__ = [
-    "ORG_KIND_LABELS",
-    "ROLE_LABELS",
     "AuditLog",
     "BranchCategory",
     "ChatGroup",
+    "EntryReview",
+    "EntrySource",
+    "EntryStatus",
+    "LedgerEntry",
     "MemberType",
+    "MonthIndicatorTotal",
+    "MonthResult",
     "OrgKind",
     "Organization",
+    "PeriodClose",
     "Person",
     "Platform",
     "Role",
     "RoleAssignment",
+    "SchemeVersion",
     "metadata",
 ]

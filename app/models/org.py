@@ -3,44 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.domain.vocab import BranchCategory, OrgKind
 from app.models.base import created_at_field
-
-
-class OrgKind(StrEnum):
-    """Level of an organisation in the tree."""
-
-    COMMITTEE = "committee"
-    GENERAL_BRANCH = "general_branch"
-    BRANCH = "branch"
-    GROUP = "group"
-
-    @property
-    def label(self) -> str:
-        """The Chinese name of the level."""
-        return ORG_KIND_LABELS[self]
-
-
-ORG_KIND_LABELS = {
-    OrgKind.COMMITTEE: "党委",
-    OrgKind.GENERAL_BRANCH: "党总支",
-    OrgKind.BRANCH: "党支部",
-    OrgKind.GROUP: "党小组",
-}
-
-
-class BranchCategory(StrEnum):
-    """Branch category of the 5521 model; chooses the special indicators that apply."""
-
-    PRODUCTION = "生产类"
-    AUXILIARY = "辅助类"
-    ADMINISTRATION = "综合管理类"
-    MARKETING = "市场经营类"
-    RESTRUCTURED = "非公改制类"
 
 
 class Organization(SQLModel, table=True):

@@ -3,46 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 
 from sqlalchemy import String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from app.domain.vocab import MemberType, Role
 from app.models.base import created_at_field
-
-
-class MemberType(StrEnum):
-    """Party standing of a person on the roster."""
-
-    FULL = "正式党员"
-    PROBATIONARY = "预备党员"
-    MASSES = "群众"
-
-
-class Role(StrEnum):
-    """What a person may do, always within an organisation subtree."""
-
-    MEMBER = "member"
-    BRANCH_SECRETARY = "branch_secretary"
-    ORGANIZATION_COMMITTEE_MEMBER = "organization_committee_member"
-    DISCIPLINE_COMMITTEE_MEMBER = "discipline_committee_member"
-    COMMITTEE_STAFF = "committee_staff"
-    ADMIN = "admin"
-
-    @property
-    def label(self) -> str:
-        """The Chinese title of the role."""
-        return ROLE_LABELS[self]
-
-
-ROLE_LABELS = {
-    Role.MEMBER: "党员",
-    Role.BRANCH_SECRETARY: "支部书记",
-    Role.ORGANIZATION_COMMITTEE_MEMBER: "组织委员",
-    Role.DISCIPLINE_COMMITTEE_MEMBER: "纪检委员",
-    Role.COMMITTEE_STAFF: "党委工作人员",
-    Role.ADMIN: "管理员",
-}
 
 
 class Person(SQLModel, table=True):
@@ -55,7 +21,7 @@ class Person(SQLModel, table=True):
     phone: str | None = Field(default=None, sa_type=String(20), unique=True)
     dingtalk_userid: str | None = Field(default=None, sa_type=String(64), unique=True)
     wecom_userid: str | None = Field(default=None, sa_type=String(64), unique=True)
-    member_type: MemberType = Field(sa_type=String(10), nullable=False)
+    member_type: MemberType = Field(sa_type=String(20), nullable=False)
     joined_party_on: date | None = None
     organization_id: int = Field(foreign_key="organization.id", index=True)
     active: bool = Field(default=True, nullable=False)

@@ -15,12 +15,12 @@ class OrgPathError(ValueError):
 def kind_for(name: str, *, depth: int, last: bool) -> OrgKind:
     """Level of a node created from a path: the root is a committee, the last is a branch."""
     if depth == 0:
-        return OrgKind.COMMITTEE
+        return OrgKind.committee
     if last:
-        return OrgKind.BRANCH
+        return OrgKind.branch
     if "党委" in name:
-        return OrgKind.COMMITTEE
-    return OrgKind.GENERAL_BRANCH
+        return OrgKind.committee
+    return OrgKind.general_branch
 
 
 def roots(session: Session) -> list[Organization]:
@@ -77,7 +77,7 @@ def _resolve_bare_branch(session: Session, name: str, *, actor_label: str) -> Or
     matches = list(
         session.exec(
             select(Organization).where(
-                Organization.name == name, Organization.kind == OrgKind.BRANCH
+                Organization.name == name, Organization.kind == OrgKind.branch
             )
         )
     )
@@ -88,7 +88,7 @@ def _resolve_bare_branch(session: Session, name: str, *, actor_label: str) -> Or
     top = roots(session)
     if len(top) != 1:
         raise OrgPathError(f"找不到支部“{name}”，请写完整路径（如 某公司党委/{name}）")
-    return create_child(session, top[0], name, OrgKind.BRANCH, actor_label=actor_label)
+    return create_child(session, top[0], name, OrgKind.branch, actor_label=actor_label)
 
 
 def ensure_group(
@@ -96,7 +96,7 @@ def ensure_group(
 ) -> Organization:
     """The 党小组 `name` under `branch`, created if missing."""
     return child(session, branch, name) or create_child(
-        session, branch, name, OrgKind.GROUP, actor_label=actor_label
+        session, branch, name, OrgKind.group, actor_label=actor_label
     )
 
 

@@ -21,8 +21,8 @@ from app.domain.roster_rules import (
     parse_row,
 )
 from app.models import (
-    ROLE_LABELS,
     BranchCategory,
+    MemberType,
     Organization,
     OrgKind,
     Person,
@@ -42,7 +42,7 @@ PERSON_FIELDS = (
     "active",
 )
 # Roles that attach to the committee at the top of the row's path rather than to its branch.
-COMMITTEE_ROLES = {Role.COMMITTEE_STAFF, Role.ADMIN}
+COMMITTEE_ROLES = {Role.committee_staff, Role.admin}
 
 
 class RosterFileError(ValueError):
@@ -146,13 +146,12 @@ def parse_table(table: Table) -> tuple[list[RosterRow], list[RowError]]:
         raise RosterFileError(
             "至少需要 钉钉userid、企业微信userid 或 手机号 中的一列，用于识别人员"
         )
-    categories = {c.value for c in BranchCategory}
     parsed: list[RosterRow] = []
     errors: list[RowError] = []
     for number, cells in data:
         named = {canon: cells[i] if i < len(cells) else None for i, canon in mapping.items()}
         try:
-            parsed.append(parse_row(number, named, categories))
+            parsed.append(parse_row(number, named))
         except RowProblem as problem:
             errors.append(RowError(number, problem.column, problem.reason))
     duplicates = _duplicates_in_file(parsed)
@@ -226,7 +225,7 @@ def _find_person(session: Session, row: RosterRow) -> Person | None:
 
 def _apply_row(session: Session, row: RosterRow, *, actor_label: str) -> RowChange:
     branch = orgs.ensure_path(session, row.branch_path, actor_label=actor_label)
-    if branch.kind is not OrgKind.BRANCH and branch.kind != OrgKind.BRANCH.value:
+    if branch.kind != OrgKind.branch:
         raise RowProblem("所在支部", f"“{branch.name}”是{OrgKind(branch.kind).label}，不是党支部")
     category_change = _apply_category(session, branch, row, actor_label=actor_label)
     home = (
@@ -290,7 +289,7 @@ def _apply_category(
     if not row.branch_category or branch.category == row.branch_category:
         return {}
     old = branch.category
-    branch.category = BranchCategory(row.branch_category)
+    branch.category = row.branch_category
     session.flush()
     audit.record(
         session=session,
@@ -349,7 +348,7 @@ def export_rows(*, session: Session, root: Organization | None = None) -> list[l
     rows: list[list[object]] = [list(EXPORT_COLUMNS)]
     for person in session.exec(query):
         home = all_orgs[person.organization_id]
-        branch = all_orgs[home.parent_id] if home.kind == OrgKind.GROUP else home
+        branch = all_orgs[home.parent_id] if home.kind == OrgKind.group else home
         chain = [all_orgs[int(i)] for i in branch.path.strip("/").split("/")]
         cells = {
             "姓名": person.name,
@@ -357,11 +356,11 @@ def export_rows(*, session: Session, root: Organization | None = None) -> list[l
             "钉钉userid": person.dingtalk_userid or "",
             "企业微信userid": person.wecom_userid or "",
             "所在支部": "/".join(o.name for o in chain),
-            "党小组": home.name if home.kind == OrgKind.GROUP else "",
-            "职务/角色": "、".join(ROLE_LABELS[r] for r in roles[person.id or 0]),
-            "人员类别": person.member_type,
+            "党小组": home.name if home.kind == OrgKind.group else "",
+            "职务/角色": "、".join(r.label for r in roles[person.id or 0]),
+            "人员类别": MemberType(person.member_type).label,
             "入党日期": person.joined_party_on.isoformat() if person.joined_party_on else "",
-            "支部类别": branch.category or "",
+            "支部类别": BranchCategory(branch.category).label if branch.category else "",
         }
         rows.append([cells[c] for c in EXPORT_COLUMNS])
     return rows

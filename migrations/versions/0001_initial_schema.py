@@ -59,7 +59,7 @@ def upgrade() -> None:
     sa.Column('phone', sa.String(length=20), nullable=True),
     sa.Column('dingtalk_userid', sa.String(length=64), nullable=True),
     sa.Column('wecom_userid', sa.String(length=64), nullable=True),
-    sa.Column('member_type', sa.String(length=10), nullable=False),
+    sa.Column('member_type', sa.String(length=20), nullable=False),
     sa.Column('joined_party_on', sa.Date(), nullable=True),
     sa.Column('organization_id', sa.Integer(), nullable=False),
     sa.Column('active', sa.Boolean(), nullable=False),

@@ -1,4 +1,4 @@
-"""The `partypoints` command line for administrators."""
+"""Roster, demo data, database and server commands."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from app import migrate
+from app.cli.common import engine, err, fail, org_or_fail, out
 from app.config import load_settings_or_exit
-from app.db import make_engine, read_session, write_session
-from app.services import orgs
+from app.db import read_session, write_session
 from app.services.demo import seed_demo
 from app.services.roster import (
     ImportReport,
@@ -25,29 +24,16 @@ from app.services.roster import (
     write_xlsx,
 )
 
-cli = typer.Typer(help="党员积分助手管理命令", no_args_is_help=True, add_completion=False)
 roster_cli = typer.Typer(help="党员名册导入与导出", no_args_is_help=True)
 demo_cli = typer.Typer(help="演示数据", no_args_is_help=True)
 db_cli = typer.Typer(help="数据库", no_args_is_help=True)
-cli.add_typer(roster_cli, name="roster")
-cli.add_typer(demo_cli, name="demo")
-cli.add_typer(db_cli, name="db")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def _engine():  # type: ignore[no-untyped-def]
-    settings = load_settings_or_exit()
-    return make_engine(settings.database_url, pool_size=2)
-
 
 @db_cli.command("upgrade")
 def db_upgrade() -> None:
     """把数据库迁移到最新版本。"""
-    engine = _engine()
-    migrate.upgrade(engine)
-    out.print(f"数据库已是最新版本（{migrate.current_revision(engine)}）")
+    target = engine()
+    migrate.upgrade(target)
+    out.print(f"数据库已是最新版本（{migrate.current_revision(target)}）")
 
 
 ACTIONS = {"created": "新增", "updated": "更新", "unchanged": "未变", "rejected": "拒绝"}
@@ -84,14 +70,13 @@ def roster_import(
     try:
         table = read_table(file)
     except RosterFileError as exc:
-        err.print(f"[red]无法导入：{exc}[/red]")
-        raise typer.Exit(2) from None
-    engine = _engine()
+        fail(f"无法导入：{exc}")
+    target = engine()
     columns = (TextColumn("导入中"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=err, transient=True) as progress:
         task = progress.add_task("import", total=len(table[1]))
         try:
-            with write_session(engine) as session:
+            with write_session(target) as session:
                 report = import_roster(
                     session=session,
                     table=table,
@@ -101,8 +86,7 @@ def roster_import(
                 if dry_run:
                     session.rollback()
         except RosterFileError as exc:
-            err.print(f"[red]无法导入：{exc}[/red]")
-            raise typer.Exit(2) from None
+            fail(f"无法导入：{exc}")
     _print_report(report, dry_run=dry_run)
     if report.errors:
         raise typer.Exit(1)
@@ -114,13 +98,8 @@ def roster_export(
     org: Annotated[str | None, typer.Option(help="只导出该组织（路径或名称）及其下级")] = None,
 ) -> None:
     """导出党员名册（与导入格式相同）。"""
-    with read_session(_engine()) as session:
-        root = None
-        if org:
-            root = orgs.find_by_path_or_name(session, org)
-            if root is None:
-                err.print(f"[red]找不到组织“{org}”，或名称不唯一，请写完整路径[/red]")
-                raise typer.Exit(2)
+    with read_session(engine()) as session:
+        root = org_or_fail(session, org) if org else None
         rows = export_rows(session=session, root=root)
     write_xlsx(file, rows)
     out.print(f"已导出 {len(rows) - 1} 人到 {file}")
@@ -131,7 +110,7 @@ def demo_seed(
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出结果")] = False,
 ) -> None:
     """创建演示组织（可重复执行，不会重复创建）。"""
-    with write_session(_engine()) as session:
+    with write_session(engine()) as session:
         report = seed_demo(session=session)
     if as_json:
         out.print_json(json.dumps(report.summary))
@@ -140,7 +119,6 @@ def demo_seed(
             f"{ACTIONS[k]} {v}" for k, v in report.summary.items()))
 
 
-@cli.command("serve")
 def serve(
     host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="端口")] = 8000,
@@ -151,7 +129,3 @@ def serve(
     load_settings_or_exit()
     uvicorn.run("app.main:app", host=host, port=port)
 
-
-def main() -> None:
-    """Console-script entry point."""
-    cli()

@@ -1,0 +1,22 @@
+"""The `partypoints` command line for administrators."""
+
+from __future__ import annotations
+
+import typer
+
+from app.cli import points, roster
+
+cli = typer.Typer(help="党员积分助手管理命令", no_args_is_help=True, add_completion=False)
+cli.add_typer(roster.roster_cli, name="roster")
+cli.add_typer(roster.demo_cli, name="demo")
+cli.add_typer(roster.db_cli, name="db")
+cli.add_typer(points.scheme_cli, name="scheme")
+cli.add_typer(points.month_cli, name="month")
+cli.add_typer(points.points_cli, name="points")
+cli.add_typer(points.report_cli, name="report")
+cli.command("serve")(roster.serve)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli()

@@ -1,0 +1,253 @@
+"""Explaining scores: a member's month down to the entries, and a branch's board."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session, col, select
+
+from app.domain.periods import parse_month
+from app.domain.scheme import Scheme
+from app.domain.scoring import (
+    MonthScore,
+    branch_average,
+    competition_rank,
+    counted_to_date,
+    score_month,
+)
+from app.models import (
+    EntryReview,
+    LedgerEntry,
+    MemberType,
+    MonthIndicatorTotal,
+    MonthResult,
+    Organization,
+    OrgKind,
+    Person,
+)
+from app.services import orgs, schemes
+from app.services.ledger import approved_facts, status_of
+
+
+class ReportError(ValueError):
+    """A report cannot be produced; the message is for the user, in Chinese."""
+
+
+@dataclass(frozen=True)
+class EntryLine:
+    """One ledger entry as a member reads it."""
+
+    id: int
+    period: str
+    indicator_code: str
+    indicator_name: str
+    count: int
+    points: Decimal
+    status: str
+    source: str
+    occurred_on: date
+    reason: str
+    created_by: str
+    reversal_of: int | None
+    review_reason: str | None
+
+
+@dataclass(frozen=True)
+class BoardRow:
+    """A member's line on a branch board."""
+
+    person_id: int
+    name: str
+    base: Decimal
+    bonus: Decimal
+    total: Decimal | None
+    vetoed: bool
+    rank: int | None
+
+
+@dataclass(frozen=True)
+class BranchBoard:
+    """A branch's month: every member's scores and ranks, and the branch average."""
+
+    branch_id: int
+    branch_name: str
+    period: str
+    closed: bool
+    rows: list[BoardRow]
+    average: Decimal | None
+
+
+@dataclass(frozen=True)
+class MemberMonth:
+    """Why a member's month scores what it does."""
+
+    person_id: int
+    name: str
+    branch_name: str
+    period: str
+    closed: bool
+    scheme_version: int
+    score: MonthScore
+    total: Decimal | None
+    rank_in_branch: int | None
+    branch_size: int
+    entries: list[EntryLine]
+
+
+def branch_of(session: Session, person: Person) -> Organization:
+    """The branch a person counts in (a 党小组 member counts in its branch)."""
+    home = session.get(Organization, person.organization_id)
+    assert home is not None
+    if home.kind == OrgKind.group and home.parent_id is not None:
+        parent = session.get(Organization, home.parent_id)
+        assert parent is not None
+        return parent
+    return home
+
+
+def _scheme_for(session: Session, org: Organization, period: str) -> tuple[Scheme, int, int]:
+    version = schemes.version_for(session=session, org=org, period=period)
+    if version is None:
+        raise ReportError(f"{period} 没有生效的积分方案")
+    assert version.id is not None
+    return schemes.scheme_of(version), version.version, version.id
+
+
+def live_scores(
+    *, session: Session, scheme: Scheme, person_ids: list[int], period: str
+) -> dict[int, MonthScore]:
+    """Scores of an open month from the ledger as it stands, with yearly caps carried over."""
+    year, month = parse_month(period)
+    months = [f"{year:04d}-{m:02d}" for m in range(1, month + 1)]
+    capped = [i.code for i in scheme.indicators if i.cap_per_year is not None]
+    facts = approved_facts(session=session, person_ids=person_ids,
+                           periods=months if capped else [period])
+    ytd: dict[int, dict[str, Decimal]] = defaultdict(dict)
+    if capped:
+        frozen = session.exec(
+            select(MonthIndicatorTotal).where(
+                col(MonthIndicatorTotal.person_id).in_(person_ids),
+                col(MonthIndicatorTotal.period).in_(months[:-1]),
+            )
+        ).all()
+        frozen_months = {(t.person_id, t.period) for t in frozen}
+        for t in frozen:
+            ytd[t.person_id][t.indicator_code] = (
+                ytd[t.person_id].get(t.indicator_code, Decimal(0)) + t.counted
+            )
+        # Earlier months still open are scored in order so their counted points carry forward.
+        for pid in person_ids:
+            for earlier in months[:-1]:
+                if (pid, earlier) in frozen_months or (pid, earlier) not in facts:
+                    continue
+                earlier_score = score_month(scheme=scheme, entries=facts[(pid, earlier)],
+                                            year_to_date=ytd[pid])
+                for code, counted in counted_to_date([earlier_score]).items():
+                    if code in capped:
+                        ytd[pid][code] = ytd[pid].get(code, Decimal(0)) + counted
+    return {
+        pid: score_month(scheme=scheme, entries=facts.get((pid, period), []),
+                         year_to_date=ytd.get(pid))
+        for pid in person_ids
+    }
+
+
+def _branch_members(session: Session, branch: Organization) -> list[Person]:
+    return list(
+        session.exec(
+            select(Person)
+            .join(Organization, col(Organization.id) == Person.organization_id)
+            .where(
+                col(Organization.path).startswith(branch.path),
+                col(Person.active).is_(True),
+                Person.member_type != MemberType.masses,
+            )
+            .order_by(col(Person.id))
+        )
+    )
+
+
+def branch_board(*, session: Session, branch: Organization, period: str) -> BranchBoard:
+    """The branch's board for a month: frozen results when closed, else live from the ledger."""
+    parse_month(period)
+    frozen = session.exec(
+        select(MonthResult, Person.name)
+        .join(Person, col(Person.id) == MonthResult.person_id)
+        .where(MonthResult.period == period, MonthResult.branch_id == branch.id)
+    ).all()
+    if frozen:
+        rows = [BoardRow(r.person_id, name, r.base, r.bonus, r.total, r.vetoed, r.rank_in_branch)
+                for r, name in frozen]
+        closed = True
+    else:
+        scheme, _, _ = _scheme_for(session, branch, period)
+        members = _branch_members(session, branch)
+        scores = live_scores(session=session, scheme=scheme, person_ids=[p.id for p in members],
+                             period=period)
+        ranks = competition_rank({pid: s.total for pid, s in scores.items()})
+        rows = [BoardRow(p.id, p.name, scores[p.id].base, scores[p.id].bonus,
+                         scores[p.id].total, scores[p.id].vetoed, ranks[p.id]) for p in members]
+        closed = False
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.person_id))
+    return BranchBoard(branch.id or 0, branch.name, period, closed, rows,
+                       branch_average(r.total for r in rows))
+
+
+def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) -> list[EntryLine]:
+    entries = session.exec(
+        select(LedgerEntry)
+        .where(LedgerEntry.person_id == person_id, LedgerEntry.period == period)
+        .order_by(col(LedgerEntry.occurred_on), col(LedgerEntry.id))
+    ).all()
+    reviews = {
+        r.entry_id: r
+        for r in session.exec(
+            select(EntryReview).where(col(EntryReview.entry_id).in_([e.id for e in entries]))
+        )
+    }
+    names = scheme.indicator_by_code
+    return [
+        EntryLine(
+            id=e.id or 0, period=e.period, indicator_code=e.indicator_code,
+            indicator_name=names[e.indicator_code].name if e.indicator_code in names
+            else e.indicator_code,
+            count=e.count, points=e.points, status=status_of(session=session, entry=e).value,
+            source=e.source, occurred_on=e.occurred_on, reason=e.reason,
+            created_by=e.created_by_label, reversal_of=e.reversal_of_id,
+            review_reason=reviews[e.id].reason if e.id in reviews else None,
+        )
+        for e in entries
+    ]
+
+
+def member_month(*, session: Session, person: Person, period: str) -> MemberMonth:
+    """A member's month explained: dimensions, indicators and the entries behind them."""
+    parse_month(period)
+    branch = branch_of(session, person)
+    frozen = session.exec(
+        select(MonthResult).where(MonthResult.period == period,
+                                  MonthResult.person_id == person.id)
+    ).first()
+    scheme, version_number, _ = _scheme_for(session, branch, period)
+    score = live_scores(session=session, scheme=scheme, person_ids=[person.id or 0],
+                        period=period)[person.id or 0]
+    if frozen is not None:
+        branch_size = len(session.exec(
+            select(MonthResult.id).where(MonthResult.period == period,
+                                         MonthResult.branch_id == frozen.branch_id)).all())
+        total, rank = frozen.total, frozen.rank_in_branch
+    else:
+        board = branch_board(session=session, branch=branch, period=period)
+        mine = next((r for r in board.rows if r.person_id == person.id), None)
+        total, rank = score.total, mine.rank if mine else None
+        branch_size = len(board.rows)
+    return MemberMonth(
+        person_id=person.id or 0, name=person.name, branch_name=orgs.display_path(session, branch),
+        period=period, closed=frozen is not None, scheme_version=version_number, score=score,
+        total=total, rank_in_branch=rank, branch_size=branch_size,
+        entries=_entry_lines(session, scheme, person.id or 0, period),
+    )
+
