@@ -76,11 +76,13 @@ def close_month(
     session.add(close)
     session.flush()
     sql = ScoringSql(schemes.scheme_of(version), dialect=dialect)
+    statements = [sql.insert_results()]
+    if sql.yearly_capped:
+        statements.append(sql.insert_year_totals())
     params = {"period": period, "subtree": subtree, "close_id": close.id,
               "year_start": f"{period[:4]}-01", **sql.params}
-    session.execute(text(sql.insert_results()), params)
-    if sql.yearly_capped:
-        session.execute(text(sql.insert_year_totals()), params)
+    for statement in statements:
+        session.execute(text(statement), params)
     pending = _count_pending(session, subtree, period)
     audit.record(session=session, actor_label=actor_label, action="close", entity="period",
                  entity_id=close.id,
@@ -137,7 +139,8 @@ class ScoringSql:
     def _num(self, value: Decimal | None) -> str:
         if value is None:
             return "CAST(NULL AS NUMERIC)"
-        return f"CAST({self._param(value)} AS NUMERIC)"
+        # Text, since raw drivers do not all bind Decimal; the cast makes it exact again.
+        return f"CAST({self._param(str(value))} AS NUMERIC)"
 
     def _clamp(self, expr: str, low: str, high: str) -> str:
         if self.pg:
