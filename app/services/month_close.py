@@ -76,9 +76,9 @@ def close_month(
     session.add(close)
     session.flush()
     sql = ScoringSql(schemes.scheme_of(version), dialect=dialect)
-    statements = [sql.insert_results()]
-    if sql.yearly_capped:
-        statements.append(sql.insert_year_totals())
+    # Year totals first: once results exist, the members CTE no longer selects these members.
+    statements = [sql.insert_year_totals()] if sql.yearly_capped else []
+    statements.append(sql.insert_results())
     params = {"period": period, "subtree": subtree, "close_id": close.id,
               "year_start": f"{period[:4]}-01", **sql.params}
     for statement in statements:
