@@ -14,8 +14,9 @@ from app.db import make_engine
 from app.services import orgs
 from app.services.people import find_person
 
-out = Console()
-err = Console(stderr=True)
+# Soft wrap: a long message or file path stays on one line, so it can be copied and grepped.
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def engine() -> Engine:
