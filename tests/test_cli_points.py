@@ -109,3 +109,17 @@ def test_bad_input_gets_a_chinese_message_and_exit_2(demo, args, message):
     result = run(*args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_year_and_quarter_reports(demo):
+    assert run("points", "add", "--member", MEMBER, "--indicator", "online_study", "--count",
+               "4", "--at", "2026-02-05", "--reason", "学习").exit_code == 0
+    year = run("report", "member", MEMBER, "--period", "2026")
+    assert year.exit_code == 0, year.output
+    assert "年度积分" in year.output and "尚无民主评议分" in year.output
+    quarter = run("report", "member", MEMBER, "--period", "2026-Q1")
+    assert "第1季度" in quarter.output and "4.00" not in quarter.output  # averaged over 3 months
+    board = json.loads(run("report", "branch", "生产第一党支部", "--period", "2026",
+                           "--json").output)
+    assert board["rows"][0]["rank"] == 1 and len(board["rows"]) == 12
+    assert run("report", "member", MEMBER, "--period", "2099").exit_code == 2

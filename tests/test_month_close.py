@@ -197,5 +197,5 @@ def test_member_report_explains_the_score_down_to_entries(db):
         assert (study.raw, study.counted, study.cap_applied) == (Decimal(7), Decimal(5), True)
         assert [e.indicator_code for e in report.entries] == ["online_study",
                                                               "attendance_present"]
-        assert report.total == live_scores(session=s, scheme=load_scheme(preset("xinluo")),
+        assert report.total == live_scores(session=s, org=built.branches[0],
                                            person_ids=[me.id], period="2026-11")[me.id].total

@@ -21,7 +21,14 @@ from app.models import EntrySource
 from app.services import schemes
 from app.services.ledger import Actor, LedgerError, record_entry, revoke_entry
 from app.services.month_close import MonthCloseError, close_month
-from app.services.reports import ReportError, branch_board, member_month
+from app.services.reports import (
+    ReportError,
+    YearBoard,
+    branch_board,
+    branch_of,
+    branch_year,
+    member_month,
+)
 
 scheme_cli = typer.Typer(help="积分方案", no_args_is_help=True)
 month_cli = typer.Typer(help="月度结账", no_args_is_help=True)
@@ -30,7 +37,9 @@ report_cli = typer.Typer(help="积分报表", no_args_is_help=True)
 
 CLI_ACTOR = Actor(label="cli")
 OrgOption = Annotated[str, typer.Option("--org", help="组织（路径或名称）")]
-PeriodOption = Annotated[str, typer.Option("--period", help="月份，例如 2026-11")]
+PeriodOption = Annotated[
+    str, typer.Option("--period", help="月份 2026-11、季度 2026-Q4 或年度 2026")
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="以 JSON 输出")]
 
 
@@ -208,16 +217,74 @@ def _points(value: Decimal | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
+def _year_of(period: str) -> tuple[int, int | None] | None:
+    """(year, quarter or None) for `2026` or `2026-Q4`; None for anything else."""
+    text = period.strip().upper()
+    if text.isdigit() and len(text) == 4:
+        return int(text), None
+    if len(text) == 7 and text[:4].isdigit() and text[4:6] == "-Q" and text[6] in "1234":
+        return int(text[:4]), int(text[6])
+    return None
+
+
+def _year_board(session: Any, branch: Any, year: int) -> YearBoard:
+    today = _today(load_settings_or_exit().tz)
+    if year > today.year:
+        fail(f"{year} 年尚未开始")
+    through = 12 if year < today.year else today.month
+    try:
+        return branch_year(session=session, branch=branch, year=year, through=through)
+    except ReportError as exc:
+        fail(str(exc))
+
+
+def _print_year_row(row: Any, board: YearBoard, quarter: int | None) -> None:
+    out.print(f"{row.name}（{board.branch_name}） {board.year} 年（截至 {board.through} 月）")
+    if quarter is not None:
+        summary = row.quarters.get(f"{board.year}-Q{quarter}")
+        if summary is None:
+            out.print("该季度没有积分月份")
+            return
+        out.print(f"第{quarter}季度：月均基础分 {_points(summary.average_base)}，加分 "
+                  f"{_points(summary.bonus)}，合计 {_points(summary.total)}")
+        return
+    months = Table("月份", "基础分", "加分", "合计")
+    for key, score in row.months.items():
+        total = "一票否决" if score.vetoed else _points(score.total)
+        months.add_row(key, _points(score.base), _points(score.bonus), total)
+    out.print(months)
+    year = row.year
+    if year is None:
+        out.print("该年度不在计分范围内（入党时间晚于统计期）")
+        return
+    review = "（尚无民主评议分，按月均基础分计）" if year.review_missing else ""
+    out.print(f"年度积分 {_points(year.score)}{review}：月均基础分 {_points(year.average_base)}"
+              f"（{year.eligible_months} 个月），加分 {_points(year.bonus)}")
+    out.print(f"等级：{row.grade or '—'}；支部排名：{row.rank or '—'}；档次：{row.tier or '—'}")
+
+
 @report_cli.command("member")
 def report_member(
     userid: Annotated[str, typer.Argument(help="钉钉/企业微信 userid 或手机号")],
     period: PeriodOption,
     as_json: JsonOption = False,
 ) -> None:
-    """党员某月积分明细：维度、指标直到每条记录。"""
-    _valid_period(period)
+    """党员积分明细：某月直到每条记录；季度、年度按方案公式汇总。"""
+    yearly = _year_of(period)
+    if yearly is None:
+        _valid_period(period)
     with read_session(engine()) as session:
         person = person_or_fail(session, userid)
+        if yearly is not None:
+            board = _year_board(session, branch_of(session, person), yearly[0])
+            row = next((r for r in board.rows if r.person_id == person.id), None)
+            if row is None:
+                fail(f"{person.name} 不参加党员积分")
+            if as_json:
+                out.print_json(json.dumps(_jsonable(row), ensure_ascii=False))
+            else:
+                _print_year_row(row, board, yearly[1])
+            return
         try:
             report = member_month(session=session, person=person, period=period)
         except ReportError as exc:
@@ -257,10 +324,15 @@ def report_branch(
     period: PeriodOption,
     as_json: JsonOption = False,
 ) -> None:
-    """支部某月积分榜与平均分。"""
-    _valid_period(period)
+    """支部积分榜与平均分（月度；或年度：含等级、档次）。"""
+    yearly = _year_of(period)
+    if yearly is None:
+        _valid_period(period)
     with read_session(engine()) as session:
         branch = org_or_fail(session, org)
+        if yearly is not None:
+            _print_year_board(_year_board(session, branch, yearly[0]), as_json)
+            return
         try:
             board = branch_board(session=session, branch=branch, period=period)
         except ReportError as exc:
@@ -274,5 +346,19 @@ def report_branch(
     for row in board.rows:
         total = "一票否决" if row.vetoed else _points(row.total)
         table.add_row(str(row.rank or "—"), row.name, _points(row.base), _points(row.bonus), total)
+    out.print(table)
+    out.print(f"支部平均分：{_points(board.average)}")
+
+
+def _print_year_board(board: YearBoard, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(_jsonable(board), ensure_ascii=False))
+        return
+    table = Table("排名", "姓名", "年度积分", "等级", "档次",
+                  title=f"{board.branch_name} {board.year} 年度积分（截至 {board.through} 月）")
+    for row in board.rows:
+        score = "一票否决" if row.year and row.year.vetoed else _points(
+            row.year.score if row.year else None)
+        table.add_row(str(row.rank or "—"), row.name, score, row.grade or "—", row.tier or "—")
     out.print(table)
     out.print(f"支部平均分：{_points(board.average)}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -13,16 +12,21 @@ from app.domain.periods import parse_month
 from app.domain.scheme import Scheme
 from app.domain.scoring import (
     MonthScore,
+    QuarterSummary,
+    YearScore,
+    assign_tiers,
     branch_average,
     competition_rank,
     counted_to_date,
+    grade_for,
     score_month,
+    score_quarter,
+    score_year,
 )
 from app.models import (
     EntryReview,
     LedgerEntry,
     MemberType,
-    MonthIndicatorTotal,
     MonthResult,
     Organization,
     OrgKind,
@@ -116,43 +120,39 @@ def _scheme_for(session: Session, org: Organization, period: str) -> tuple[Schem
     return schemes.scheme_of(version), version.version, version.id
 
 
-def live_scores(
-    *, session: Session, scheme: Scheme, person_ids: list[int], period: str
-) -> dict[int, MonthScore]:
-    """Scores of an open month from the ledger as it stands, with yearly caps carried over."""
-    year, month = parse_month(period)
-    months = [f"{year:04d}-{m:02d}" for m in range(1, month + 1)]
-    capped = [i.code for i in scheme.indicators if i.cap_per_year is not None]
-    facts = approved_facts(session=session, person_ids=person_ids,
-                           periods=months if capped else [period])
-    ytd: dict[int, dict[str, Decimal]] = defaultdict(dict)
-    if capped:
-        frozen = session.exec(
-            select(MonthIndicatorTotal).where(
-                col(MonthIndicatorTotal.person_id).in_(person_ids),
-                col(MonthIndicatorTotal.period).in_(months[:-1]),
-            )
-        ).all()
-        frozen_months = {(t.person_id, t.period) for t in frozen}
-        for t in frozen:
-            ytd[t.person_id][t.indicator_code] = (
-                ytd[t.person_id].get(t.indicator_code, Decimal(0)) + t.counted
-            )
-        # Earlier months still open are scored in order so their counted points carry forward.
+def months_in_order(
+    *, session: Session, org: Organization, person_ids: list[int], year: int, last: int
+) -> dict[int, dict[str, MonthScore]]:
+    """Every member's months from January to `last`, each under its own scheme version, with
+    yearly caps carried from month to month exactly as month close carries them."""
+    periods = [f"{year:04d}-{m:02d}" for m in range(1, last + 1)]
+    facts = approved_facts(session=session, person_ids=person_ids, periods=periods)
+    out: dict[int, dict[str, MonthScore]] = {pid: {} for pid in person_ids}
+    for period in periods:
+        version = schemes.version_for(session=session, org=org, period=period)
+        if version is None:
+            continue
+        scheme = schemes.scheme_of(version)
         for pid in person_ids:
-            for earlier in months[:-1]:
-                if (pid, earlier) in frozen_months or (pid, earlier) not in facts:
-                    continue
-                earlier_score = score_month(scheme=scheme, entries=facts[(pid, earlier)],
-                                            year_to_date=ytd[pid])
-                for code, counted in counted_to_date([earlier_score]).items():
-                    if code in capped:
-                        ytd[pid][code] = ytd[pid].get(code, Decimal(0)) + counted
-    return {
-        pid: score_month(scheme=scheme, entries=facts.get((pid, period), []),
-                         year_to_date=ytd.get(pid))
-        for pid in person_ids
-    }
+            earlier = out[pid].values()
+            out[pid][period] = score_month(scheme=scheme, entries=facts.get((pid, period), []),
+                                           year_to_date=counted_to_date(earlier))
+    return out
+
+
+def live_scores(
+    *, session: Session, org: Organization, person_ids: list[int], period: str
+) -> dict[int, MonthScore]:
+    """Scores of one month from the ledger as it stands (what month close would freeze)."""
+    year, month = parse_month(period)
+    scheme, _, _ = _scheme_for(session, org, period)
+    if any(i.cap_per_year is not None for i in scheme.indicators):
+        months = months_in_order(session=session, org=org, person_ids=person_ids, year=year,
+                                 last=month)
+        return {pid: months[pid][period] for pid in person_ids}
+    facts = approved_facts(session=session, person_ids=person_ids, periods=[period])
+    return {pid: score_month(scheme=scheme, entries=facts.get((pid, period), []))
+            for pid in person_ids}
 
 
 def _branch_members(session: Session, branch: Organization) -> list[Person]:
@@ -183,9 +183,8 @@ def branch_board(*, session: Session, branch: Organization, period: str) -> Bran
                 for r, name in frozen]
         closed = True
     else:
-        scheme, _, _ = _scheme_for(session, branch, period)
         members = _branch_members(session, branch)
-        scores = live_scores(session=session, scheme=scheme, person_ids=[p.id for p in members],
+        scores = live_scores(session=session, org=branch, person_ids=[p.id for p in members],
                              period=period)
         ranks = competition_rank({pid: s.total for pid, s in scores.items()})
         rows = [BoardRow(p.id, p.name, scores[p.id].base, scores[p.id].bonus,
@@ -232,7 +231,7 @@ def member_month(*, session: Session, person: Person, period: str) -> MemberMont
                                   MonthResult.person_id == person.id)
     ).first()
     scheme, version_number, _ = _scheme_for(session, branch, period)
-    score = live_scores(session=session, scheme=scheme, person_ids=[person.id or 0],
+    score = live_scores(session=session, org=branch, person_ids=[person.id or 0],
                         period=period)[person.id or 0]
     if frozen is not None:
         branch_size = len(session.exec(
@@ -251,3 +250,77 @@ def member_month(*, session: Session, person: Person, period: str) -> MemberMont
         entries=_entry_lines(session, scheme, person.id or 0, period),
     )
 
+
+
+@dataclass(frozen=True)
+class YearRow:
+    """A member's year: the annual score by the scheme's formula, grade, rank and tier."""
+
+    person_id: int
+    name: str
+    year: YearScore | None
+    grade: str | None
+    rank: int | None
+    tier: str | None
+    months: dict[str, MonthScore]
+    quarters: dict[str, QuarterSummary]
+
+
+@dataclass(frozen=True)
+class YearBoard:
+    """A branch's year so far, through month `through`."""
+
+    branch_id: int
+    branch_name: str
+    year: int
+    through: int
+    rows: list[YearRow]
+    average: Decimal | None
+
+
+def first_eligible_month(person: Person, year: int) -> int | None:
+    """The first month of `year` a member counts in: joining mid-year is pro-rated, not punished.
+
+    Joining is read from the roster's join date; transfers are not tracked yet.
+    """
+    joined = person.joined_party_on
+    if joined is None or joined.year < year:
+        return 1
+    return joined.month if joined.year == year else None
+
+
+def branch_year(*, session: Session, branch: Organization, year: int, through: int) -> YearBoard:
+    """Annual scores of a branch's members through `through`, with grades, ranks and tiers."""
+    if not 1 <= through <= 12:
+        raise ReportError("月份应在 1–12 之间")
+    scheme, _, _ = _scheme_for(session, branch, f"{year:04d}-{through:02d}")
+    members = _branch_members(session, branch)
+    months = months_in_order(session=session, org=branch, person_ids=[p.id for p in members],
+                             year=year, last=through)
+    partial: dict[int, tuple[YearScore | None, dict[str, MonthScore]]] = {}
+    for person in members:
+        start = first_eligible_month(person, year)
+        if start is None or start > through:
+            partial[person.id] = (None, {})
+            continue
+        eligible = {k: v for k, v in months[person.id].items() if int(k[5:]) >= start}
+        score = score_year(scheme=scheme, months={int(k[5:]): v for k, v in eligible.items()},
+                           democratic_review=None, eligible_months=through - start + 1)
+        partial[person.id] = (score, eligible)
+    totals = {pid: (y.score if y else None) for pid, (y, _) in partial.items()}
+    ranks = competition_rank(totals)
+    tiers = assign_tiers(scheme=scheme, ranked=totals)
+    rows = []
+    for person in members:
+        score, eligible = partial[person.id]
+        quarters = {}
+        for q in range(1, 5):
+            in_quarter = [v for k, v in eligible.items() if (int(k[5:]) - 1) // 3 + 1 == q]
+            if in_quarter:
+                quarters[f"{year}-Q{q}"] = score_quarter(scheme=scheme, months=in_quarter)
+        rows.append(YearRow(person.id, person.name, score,
+                            grade_for(scheme=scheme, score=totals[person.id]),
+                            ranks[person.id], tiers[person.id], eligible, quarters))
+    rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.person_id))
+    return YearBoard(branch.id or 0, orgs.display_path(session, branch), year, through, rows,
+                     branch_average(totals.values()))

@@ -1,0 +1,86 @@
+"""Annual and quarterly reports: the scheme's formula, pro-rating, grades, ranks and tiers."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from sqlmodel import Session
+
+from app.db import write_session
+from app.models import Person
+from app.services import schemes
+from app.services.ledger import Actor, record_entry
+from app.services.reports import branch_year, first_eligible_month
+from tests.factories import build_org
+
+SYSTEM = Actor("test")
+
+
+def give(s: Session, person: Person, month: int, code: str, count: int) -> None:
+    record_entry(session=s, member_id=person.id, indicator_code=code, count=count,
+                 occurred_on=date(2026, month, 8), reason="记录", actor=SYSTEM)
+
+
+def test_first_eligible_month_follows_the_join_date():
+    person = Person(name="新党员", member_type="probationary", organization_id=1)
+    assert first_eligible_month(person, 2026) == 1
+    person.joined_party_on = date(2026, 7, 1)
+    assert first_eligible_month(person, 2026) == 7
+    assert first_eligible_month(person, 2025) is None
+    assert first_eligible_month(person, 2027) == 1
+
+
+def test_year_board_pro_rates_late_joiners_and_ranks_by_the_formula(db):
+    with write_session(db) as s:
+        built = build_org(s, members=3)
+        veteran, newcomer, idle = built.everyone()
+        newcomer.joined_party_on = date(2026, 7, 1)
+        s.flush()
+        for month in range(1, 13):
+            give(s, veteran, month, "online_study", 5)
+            if month >= 7:
+                give(s, newcomer, month, "online_study", 5)
+        give(s, idle, 3, "online_study", 5)
+        board = branch_year(session=s, branch=built.branches[0], year=2026, through=12)
+        veteran, newcomer, idle = (p.id for p in (veteran, newcomer, idle))
+    rows = {r.person_id: r for r in board.rows}
+    # Both earned 5 a month while eligible: the newcomer is averaged over July–December only.
+    assert rows[veteran].year.average_base == Decimal(5)
+    assert rows[newcomer].year.average_base == Decimal(5)
+    assert rows[newcomer].year.eligible_months == 6
+    assert rows[idle].year.average_base == Decimal("0.42")  # 5 / 12, half-up
+    assert [rows[p].rank for p in (veteran, newcomer, idle)] == [1, 1, 3]
+    assert rows[veteran].year.review_missing
+    assert rows[veteran].grade == "不合格"  # 5 points a month is far from 80
+    assert set(rows[veteran].quarters) == {"2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4"}
+    assert set(rows[newcomer].quarters) == {"2026-Q3", "2026-Q4"}
+    assert board.average == Decimal("3.47")  # (5 + 5 + 0.42) / 3
+
+
+TIERED = """
+code: tiered
+name: 分档方案
+level: member
+dimensions: [{code: work, name: 工作, max: 100}]
+indicators:
+  - {code: task, name: 任务, dimension: work, kind: score, nature: must, points: 10,
+     source: automatic}
+period: {base_cap: 100}
+tiers:
+  - {name: 优秀, quota: 1/3}
+  - {name: 合格}
+"""
+
+
+def test_tiers_respect_the_quota_and_keep_ties_together(db):
+    with write_session(db) as s:
+        built = build_org(s, members=6, scheme=None)
+        schemes.publish(session=s, org=built.committee, content=TIERED,
+                        effective_from=date(2026, 1, 1), actor_label="test")
+        # Scores 60, 50, 50, 30, 20, 10: two 优秀 seats, but the tie at 50 cannot split.
+        for person, count in zip(built.everyone(), (6, 5, 5, 3, 2, 1), strict=True):
+            give(s, person, 1, "task", count)
+        board = branch_year(session=s, branch=built.branches[0], year=2026, through=1)
+    assert [(r.rank, r.tier) for r in board.rows] == [
+        (1, "优秀"), (2, "合格"), (2, "合格"), (4, "合格"), (5, "合格"), (6, "合格")]
