@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 from datetime import date
 from decimal import Decimal
 
@@ -14,9 +16,15 @@ from sqlmodel import select
 from app.db import write_session
 from app.domain.scheme import load_scheme
 from app.domain.scoring import counted_to_date, score_month
-from app.models import EntrySource, MonthResult, Organization, PeriodClose
+from app.models import EntrySource, LedgerEntry, MonthResult, Organization, PeriodClose
 from app.services import schemes
-from app.services.ledger import Actor, approved_facts, record_entry, revoke_entry
+from app.services.ledger import (
+    Actor,
+    LedgerError,
+    approved_facts,
+    record_entry,
+    revoke_entry,
+)
 from app.services.month_close import MonthCloseError, close_month
 from app.services.reports import branch_board, live_scores, member_month
 from tests.factories import build_org, preset
@@ -199,3 +207,32 @@ def test_member_report_explains_the_score_down_to_entries(db):
                                                               "attendance_present"]
         assert report.total == live_scores(session=s, org=built.branches[0],
                                            person_ids=[me.id], period="2026-11")[me.id].total
+
+
+def test_an_entry_racing_a_close_waits_and_is_refused(db):
+    with write_session(db) as s:
+        built = build_org(s, members=2)
+        committee_id, member_id = built.committee.id, built.everyone()[0].id
+    outcome: dict[str, object] = {}
+
+    def record_during_close() -> None:
+        started = time.monotonic()
+        try:
+            with write_session(db) as s:
+                record_entry(session=s, member_id=member_id, indicator_code="online_study",
+                             occurred_on=date(2026, 11, 9), reason="并发", actor=SYSTEM)
+        except LedgerError as exc:
+            outcome["error"] = str(exc)
+        outcome["waited"] = time.monotonic() - started
+
+    with write_session(db) as s:
+        close_month(session=s, org=s.get(Organization, committee_id), period="2026-11",
+                    actor_label="t")
+        racer = threading.Thread(target=record_during_close)
+        racer.start()
+        time.sleep(0.5)  # the racer is now blocked behind the close's lock
+    racer.join(timeout=30)
+    assert "已结账" in str(outcome.get("error"))
+    assert outcome["waited"] >= 0.4
+    with write_session(db) as s:
+        assert s.exec(select(LedgerEntry)).all() == []

@@ -84,6 +84,12 @@ def _ensure_open(session: Session, org: Organization, period: str) -> None:
         raise LedgerError(f"{period} 已结账，不能再记入该月；如需更正，请记入下一个未结账月份")
 
 
+def _ensure_still_open(session: Session, org: Organization, period: str) -> None:
+    # On PostgreSQL a concurrent close holds a SHARE lock on ledger_entry, so the write above
+    # waited for it; this second look (a new statement, a new snapshot) then sees the close.
+    _ensure_open(session, org, period)
+
+
 def first_open_period(*, session: Session, org: Organization, start: str) -> str:
     """The first month from `start` on that is not closed for `org`."""
     period = start
@@ -145,6 +151,7 @@ def record_entry(
     )
     session.add(entry)
     session.flush()
+    _ensure_still_open(session, org, period)
     _audit_entry(session, entry, actor, "create")
     return entry
 
@@ -200,6 +207,7 @@ def review_entry(
                          reviewer_label=actor.label, reason=reason.strip())
     session.add(review)
     session.flush()
+    _ensure_still_open(session, org, entry.period)
     audit.record(session=session, actor_id=actor.person_id, actor_label=actor.label,
                  action="review", entity="ledger_entry", entity_id=entry_id,
                  before={"status": EntryStatus.PENDING},

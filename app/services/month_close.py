@@ -53,7 +53,7 @@ def close_month(
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         # Entries recorded while the close runs wait for it, then find the month closed.
-        session.execute(text("LOCK TABLE ledger_entry IN SHARE MODE"))
+        session.execute(text("LOCK TABLE ledger_entry, entry_review IN SHARE MODE"))
     existing = session.exec(
         select(PeriodClose).where(
             PeriodClose.organization_id == org.id, PeriodClose.period == period
