@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from fractions import Fraction
 from functools import cached_property
@@ -131,7 +132,10 @@ VetoEffect._labels = {"none": "不体现积分", "zero": "清零"}
 def _parse_fraction(value: Any) -> Any:
     # Quotas are written as "1/3", "10%" or 0.1; a YAML float arrives here as a Decimal.
     if isinstance(value, str) and value.strip().endswith("%"):
-        return Fraction(value.strip()[:-1]) / 100
+        try:
+            return Fraction(value.strip()[:-1]) / 100
+        except (ValueError, ZeroDivisionError):
+            return value  # left for pydantic to reject as not a valid fraction
     if isinstance(value, Decimal):
         return Fraction(value)
     return value
@@ -280,7 +284,7 @@ class Scheme(_Frozen):
     def _cross_check(self, info: ValidationInfo) -> Scheme:
         problems = _check(self)
         if problems:
-            source = (info.context or {}).get("source", "<scheme>")
+            source = (info.context or {}).get("source", "<方案>")
             raise SchemeError([Problem(source, path, reason) for path, reason in problems])
         return self
 
@@ -294,7 +298,7 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.file}: {self.path or '(top)'}: {self.reason}"
+        return f"{self.file}: {self.path or '(文件)'}: {self.reason}"
 
 
 class SchemeError(Exception):
@@ -318,6 +322,9 @@ def _two_places(value: Decimal) -> bool:
     return value == value.quantize(Decimal("0.01"))
 
 
+_TWO_PLACES = "最多保留两位小数"
+
+
 def _check(s: Scheme) -> list[tuple[str, str]]:
     """Cross-field rules; returns (path, reason) pairs."""
     out: list[tuple[str, str]] = []
@@ -328,23 +335,20 @@ def _check(s: Scheme) -> list[tuple[str, str]]:
             for si, sub in enumerate(d.subdimensions)
         ]:
             if code in seen_dims:
-                out.append((f"{path}.code", f"duplicate code {code!r} (also {seen_dims[code]})"))
+                out.append((f"{path}.code", f"代码“{code}”重复（另见 {seen_dims[code]}）"))
             else:
                 seen_dims[code] = path
         maxima = [(f"dimensions[{di}].max", d.max)] + [
             (f"dimensions[{di}].subdimensions[{si}].max", sub.max)
             for si, sub in enumerate(d.subdimensions)
         ]
-        out.extend(
-            (path, "use at most 2 decimal places") for path, m in maxima if not _two_places(m)
-        )
+        out.extend((path, _TWO_PLACES) for path, m in maxima if not _two_places(m))
         sub_total = sum((sub.max for sub in d.subdimensions), Decimal(0))
         if sub_total > d.max:
             out.append(
                 (
                     f"dimensions[{di}].subdimensions",
-                    f"sub-dimension maxima add up to {sub_total}, more than the dimension's "
-                    f"max {d.max}",
+                    f"各子维度满分合计 {sub_total}，超过了该维度满分 {d.max}",
                 )
             )
     dims_total = sum((d.max for d in s.dimensions), Decimal(0))
@@ -352,8 +356,7 @@ def _check(s: Scheme) -> list[tuple[str, str]]:
         out.append(
             (
                 "period.base_cap",
-                f"base cap {s.period.base_cap} can never be reached: dimension maxima add up "
-                f"to {dims_total}",
+                f"基础分上限 {s.period.base_cap} 无法达到：各维度满分合计只有 {dims_total}",
             )
         )
 
@@ -365,80 +368,73 @@ def _check(s: Scheme) -> list[tuple[str, str]]:
             out.append(
                 (
                     f"{p}.code",
-                    f"duplicate code {ind.code!r} (also indicators[{seen_ind[ind.code]}])",
+                    f"代码“{ind.code}”重复（另见 indicators[{seen_ind[ind.code]}]）",
                 )
             )
         else:
             seen_ind[ind.code] = ii
         if ind.dimension is None:
             if ind.kind in (IndicatorKind.score, IndicatorKind.deduction):
-                out.append((f"{p}.dimension", f"a {ind.kind.value} indicator needs a dimension"))
+                out.append((f"{p}.dimension", f"{ind.kind.label}必须指定所属维度"))
         elif ind.dimension not in seen_dims:
-            out.append((f"{p}.dimension", f"unknown dimension {ind.dimension!r}"))
+            out.append((f"{p}.dimension", f"未知的维度“{ind.dimension}”"))
         else:
             used_dims.add(ind.dimension)
         sign_rule = {
-            IndicatorKind.score: (ind.points > 0, "must be positive for a score indicator"),
-            IndicatorKind.bonus: (ind.points > 0, "must be positive for a bonus indicator"),
-            IndicatorKind.deduction: (
-                ind.points < 0,
-                "must be negative for a deduction indicator",
-            ),
-            IndicatorKind.veto: (ind.points == 0, "must be 0 for a veto indicator"),
+            IndicatorKind.score: (ind.points > 0, "评分项的分值必须为正数"),
+            IndicatorKind.bonus: (ind.points > 0, "加分项的分值必须为正数"),
+            IndicatorKind.deduction: (ind.points < 0, "扣分项的分值必须为负数"),
+            IndicatorKind.veto: (ind.points == 0, "否决项的分值必须为 0"),
         }[ind.kind]
         if not sign_rule[0]:
             out.append((f"{p}.points", sign_rule[1]))
         if not _two_places(ind.points):
-            out.append((f"{p}.points", "use at most 2 decimal places"))
+            out.append((f"{p}.points", _TWO_PLACES))
         if ind.nature is Nature.forbidden and ind.kind not in (
             IndicatorKind.deduction,
             IndicatorKind.veto,
         ):
-            out.append((f"{p}.kind", "a forbidden (禁止做) item can only be a deduction or a veto"))
+            out.append((f"{p}.kind", "“禁止做”的事项只能是扣分项或否决项"))
         for field in ("cap_per_month", "cap_per_year"):
             cap = getattr(ind, field)
             if cap is None:
                 continue
             if ind.kind is IndicatorKind.veto:
-                out.append((f"{p}.{field}", "a veto indicator cannot have a cap"))
+                out.append((f"{p}.{field}", "否决项不能设置上限"))
             elif cap < abs(ind.points):
-                out.append(
-                    (f"{p}.{field}", f"cap {cap} is smaller than one occurrence ({ind.points})")
-                )
+                out.append((f"{p}.{field}", f"上限 {cap} 小于单次分值（{ind.points}）"))
             elif not _two_places(cap):
-                out.append((f"{p}.{field}", "use at most 2 decimal places"))
+                out.append((f"{p}.{field}", _TWO_PLACES))
         if (
             ind.cap_per_month is not None
             and ind.cap_per_year is not None
             and ind.cap_per_year < ind.cap_per_month
         ):
-            out.append((f"{p}.cap_per_year", "yearly cap is smaller than the monthly cap"))
+            out.append((f"{p}.cap_per_year", "年度上限小于月度上限"))
         if ind.source is not Source.automatic and not ind.awarders:
-            out.append(
-                (f"{p}.awarders", f"a {ind.source.value} indicator needs at least one awarder role")
-            )
+            out.append((f"{p}.awarders", f"来源为“{ind.source.label}”的指标至少要指定一个记分角色"))
         if len(set(ind.awarders)) != len(ind.awarders):
-            out.append((f"{p}.awarders", "a role is listed twice"))
+            out.append((f"{p}.awarders", "有角色重复列出"))
         if len(set(ind.applies_to_categories)) != len(ind.applies_to_categories):
-            out.append((f"{p}.applies_to_categories", "a category is listed twice"))
+            out.append((f"{p}.applies_to_categories", "有支部类别重复列出"))
         if ind.applies_to_categories and s.level is not Level.branch:
-            out.append((f"{p}.applies_to_categories", "only branch-level schemes have categories"))
+            out.append((f"{p}.applies_to_categories", "只有党支部层级的方案才能设置适用类别"))
 
     for di, d in enumerate(s.dimensions):
         for si, sub in enumerate(d.subdimensions):
             if sub.code not in used_dims:
                 path = f"dimensions[{di}].subdimensions[{si}]"
-                out.append((path, f"sub-dimension {sub.code!r} has no indicators"))
+                out.append((path, f"子维度“{sub.code}”下没有任何指标"))
         if d.code not in used_dims and not any(sub.code in used_dims for sub in d.subdimensions):
-            out.append((f"dimensions[{di}]", f"dimension {d.code!r} has no indicators"))
+            out.append((f"dimensions[{di}]", f"维度“{d.code}”下没有任何指标"))
 
     w = s.annual
     if w.monthly_average_base + w.democratic_review != 1:
         out.append(
             (
                 "annual",
-                "monthly_average_base and democratic_review weights must add up to 1 "
-                f"(they add up to {w.monthly_average_base + w.democratic_review})",
+                "月度平均基础分与年度民主评议分的权重之和必须为 1"
+                f"（目前为 {w.monthly_average_base + w.democratic_review}）",
             )
         )
 
@@ -448,24 +444,24 @@ def _check(s: Scheme) -> list[tuple[str, str]]:
         out.append(
             (
                 f"tiers[{len(s.tiers) - 1}]",
-                "the last tier must take everyone left: no quota, no min_score",
+                "最后一档须容纳其余所有人，不能设置 quota 或 min_score",
             )
         )
 
     star_numbers = [lv.stars for lv in s.stars]
     if star_numbers != sorted(set(star_numbers), reverse=True):
-        out.append(("stars", "list star levels from most stars to fewest, each once"))
+        out.append(("stars", "星级须按星数从多到少排列，每个星数只出现一次"))
     for li, lv in enumerate(s.stars):
         if lv.min_score is None and not lv.required:
-            out.append((f"stars[{li}]", "a star level needs a min_score or required criteria"))
+            out.append((f"stars[{li}]", "每个星级须设置最低分 min_score 或必备条件 required"))
         for ri, code in enumerate(lv.required):
             if code not in seen_ind:
-                out.append((f"stars[{li}].required[{ri}]", f"unknown indicator {code!r}"))
+                out.append((f"stars[{li}].required[{ri}]", f"未知的指标“{code}”"))
 
     if s.ranking.mode is RankingMode.top_n and s.ranking.n is None:
-        out.append(("ranking.n", "top_n ranking needs n"))
+        out.append(("ranking.n", "排名方式为 top_n 时须设置 n"))
     if s.ranking.mode is not RankingMode.top_n and s.ranking.n is not None:
-        out.append(("ranking.n", "n is only used with mode top_n"))
+        out.append(("ranking.n", "只有排名方式为 top_n 时才能设置 n"))
     return out
 
 
@@ -477,31 +473,34 @@ def _check_ordered(
     names = [i.name for i in items]
     for idx, name in enumerate(names):
         if name in names[:idx]:
-            out.append((f"{section}[{idx}].name", f"duplicate name {name!r}"))
+            out.append((f"{section}[{idx}].name", f"名称“{name}”重复"))
     thresholds = [getattr(i, field) for i in items]
     last = len(items) - 1
     for idx, value in enumerate(thresholds):
         if value is None:
             if catch_all and idx != last:
-                out.append((f"{section}[{idx}].{field}", f"only the last entry may omit {field}"))
+                out.append((f"{section}[{idx}].{field}", f"只有最后一项可以省略 {field}"))
             continue
         earlier = [t for t in thresholds[:idx] if t is not None]
         if earlier and (value >= earlier[-1] if strict else value > earlier[-1]):
             out.append(
                 (
                     f"{section}[{idx}].{field}",
-                    f"{value} must be {'lower than' if strict else 'at most'} the entry above "
-                    f"({earlier[-1]})",
+                    f"{value} {'必须低于' if strict else '不能高于'}上一项（{earlier[-1]}）",
                 )
             )
     if catch_all and items and thresholds[last] is not None:
         out.append(
             (
                 f"{section}[{last}].{field}",
-                f"the last entry must omit {field} so every score gets one",
+                f"最后一项须省略 {field}，用于兜底其余所有分数",
             )
         )
     return out
+
+
+class _WordedYamlError(yaml.constructor.ConstructorError):
+    """A YAML problem whose `problem` text is already worded for users."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -512,16 +511,24 @@ class _Loader(yaml.SafeLoader):
         keys = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str | int | float | bool | Decimal | None):
+                raise _WordedYamlError(None, None, "键必须是名称，不能是列表或映射",
+                                         key_node.start_mark)
             if key in keys:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
+                raise _WordedYamlError(None, None, f"键“{key}”重复", key_node.start_mark)
             keys.add(key)
         return super().construct_mapping(node, deep=deep)
 
 
 def _construct_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(loader.construct_scalar(node).replace("_", ""))
+    try:
+        value = Decimal(str(loader.construct_scalar(node)).replace("_", ""))
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite():
+        # .nan and .inf are YAML floats but no scheme number; refuse them where they stand.
+        raise _WordedYamlError(None, None, "必须是有限的数字", node.start_mark)
+    return value
 
 
 _Loader.add_constructor("tag:yaml.org,2002:float", _construct_decimal)
@@ -534,10 +541,134 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+# Reasons for pydantic error types; `{name}` is filled from the error's ctx.
 _REASONS = {
-    "missing": "required field is missing",
-    "extra_forbidden": "unknown field (check the spelling)",
+    "missing": "缺少必填项",
+    "extra_forbidden": "无法识别的字段，请检查拼写",
+    "greater_than": "必须大于 {gt}",
+    "greater_than_equal": "不能小于 {ge}",
+    "less_than": "必须小于 {lt}",
+    "less_than_equal": "不能大于 {le}",
+    "multiple_of": "必须是 {multiple_of} 的整数倍",
+    "finite_number": "必须是有限的数值",
+    "string_type": "必须是文字",
+    "string_too_short": "至少需要 {min_length} 个字符",
+    "string_too_long": "不能超过 {max_length} 个字符",
+    "string_pattern_mismatch": "格式不正确，应符合 {pattern}",
+    "decimal_parsing": "必须是数字",
+    "decimal_type": "必须是数字",
+    "decimal_max_digits": "最多只能有 {max_digits} 位数字",
+    "decimal_max_places": "最多保留 {decimal_places} 位小数",
+    "decimal_whole_digits": "整数部分最多 {whole_digits} 位",
+    "float_parsing": "必须是数字",
+    "float_type": "必须是数字",
+    "int_parsing": "必须是整数",
+    "int_type": "必须是整数",
+    "int_from_float": "必须是整数，不能带小数",
+    "bool_parsing": "只能填写 true 或 false",
+    "bool_type": "只能填写 true 或 false",
+    "fraction_parsing": "必须是比例，例如 1/3、10% 或 0.1",
+    "fraction_type": "必须是比例，例如 1/3、10% 或 0.1",
+    "enum": "只能填写 {expected}",
+    "literal_error": "只能填写 {expected}",
+    "too_short": "至少需要 {min_length} 项",
+    "too_long": "最多只能有 {max_length} 项",
+    "list_type": "必须是列表",
+    "tuple_type": "必须是列表",
+    "set_type": "必须是列表",
+    "frozen_set_type": "必须是列表",
+    "dict_type": "必须是“名称: 值”形式的映射",
+    "model_type": "必须是“名称: 值”形式的映射",
+    "model_attributes_type": "必须是“名称: 值”形式的映射",
+    "none_required": "必须留空",
 }
+
+# Enums whose values (and Chinese labels) may appear in an `enum` error's expected list.
+_CHOICE_ENUMS: tuple[type[Labelled], ...] = (
+    Level,
+    IndicatorKind,
+    Nature,
+    Source,
+    Baseline,
+    DeductionMode,
+    RankingMode,
+    VetoEffect,
+    BranchCategory,
+    Role,
+)
+
+
+def _choices_text(expected: str) -> str:
+    """Pydantic's "'a', 'b' or 'c'" as "a（甲）、b（乙）或 c（丙）" when the enum is known."""
+    values = re.findall(r"'([^']*)'", expected)
+    if not values:
+        return expected.replace(" or ", " 或 ")
+    enum = next((c for c in _CHOICE_ENUMS if [m.value for m in c] == values), None)
+    parts = [f"{v}（{enum(v).label}）" if enum else f"“{v}”" for v in values]
+    last = "或 " if enum else "或"
+    return parts[0] if len(parts) == 1 else "、".join(parts[:-1]) + last + parts[-1]
+
+
+def _ctx_text(key: str, value: Any) -> str:
+    if key == "expected":
+        return _choices_text(str(value))
+    if isinstance(value, Decimal):
+        return _decimal_text(value)
+    return str(value)
+
+
+def _reason(error: Any) -> str:
+    """Chinese reason for one pydantic error; pydantic's own message kept for unmapped types."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    if kind.endswith("_type") and error.get("input", "") is None:
+        return "不能为空"
+    if kind == "string_too_short" and ctx.get("min_length") == 1:
+        return "不能为空"
+    if kind == "too_short" and ctx.get("min_length") == 1:
+        return "至少需要一项"
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == CODE_PATTERN:
+        return "只能由小写英文字母、数字和下划线组成，且以字母开头"
+    if kind == "decimal_max_places" and ctx.get("decimal_places") in (0, 2):
+        return "必须是整数" if ctx["decimal_places"] == 0 else _TWO_PLACES
+    template = _REASONS.get(kind)
+    if template is not None:
+        try:
+            return template.format(**{k: _ctx_text(k, v) for k, v in ctx.items()})
+        except (KeyError, IndexError):
+            pass
+    return f"取值不符合要求（{error['msg']}）"
+
+
+# Common PyYAML problems; `{0}` is the pattern's first group.
+_YAML_PROBLEMS: tuple[tuple[str, str], ...] = (
+    (r"found character '\\t' that cannot start any token", "不能用制表符（Tab）缩进，请改用空格"),
+    (
+        r"found character '(.+)' that cannot start any token",
+        "这里不能出现字符“{0}”，可给这段文字加上引号",
+    ),
+    (
+        r"mapping values are not allowed here",
+        "这里不应出现冒号，请检查缩进，或给含冒号的文字加上引号",
+    ),
+    (r"could not find expected ':'", "缺少冒号“:”"),
+    (r"expected ',' or '\]'", "方括号没有闭合，或列表各项之间缺少逗号"),
+    (r"expected ',' or '\}'", "花括号没有闭合，或各项之间缺少逗号"),
+    (r"found unexpected end of stream", "文件意外结束，可能有引号没有闭合"),
+    (r"expected <block end>", "缩进有误，请检查这一行与上文是否对齐"),
+    (r"found undefined alias '(.+)'", "引用了未定义的锚点“{0}”"),
+)
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None) or str(exc)
+    if isinstance(exc, _WordedYamlError):
+        return f"YAML 格式有误：{problem}"
+    for pattern, reason in _YAML_PROBLEMS:
+        found = re.search(pattern, problem)
+        if found:
+            return "YAML 格式有误：" + reason.format(*found.groups())
+    return f"YAML 格式有误（{problem}）"
 
 
 def load_scheme(path_or_text: str | os.PathLike[str], *, source_name: str | None = None) -> Scheme:
@@ -551,22 +682,21 @@ def load_scheme(path_or_text: str | os.PathLike[str], *, source_name: str | None
         source = source_name or str(path)
     else:
         text = str(path_or_text)
-        source = source_name or "<text>"
+        source = source_name or "<方案文本>"
     try:
         data = yaml.load(text, Loader=_Loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-        where = f"line {mark.line + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        raise SchemeError([Problem(source, where, f"not valid YAML: {reason}")]) from None
+        where = f"第 {mark.line + 1} 行" if mark else ""
+        raise SchemeError([Problem(source, where, _yaml_reason(exc))]) from None
     if not isinstance(data, dict):
-        raise SchemeError([Problem(source, "", "the file must be a YAML mapping of sections")])
+        reason = "文件内容必须是 YAML 映射，即按“名称: 内容”逐项写出各部分"
+        raise SchemeError([Problem(source, "", reason)])
     try:
         return Scheme.model_validate(data, context={"source": source})
     except ValidationError as exc:
         problems = [
-            Problem(source, _path(e["loc"]), _REASONS.get(e["type"], e["msg"]))
-            for e in exc.errors(include_url=False)
+            Problem(source, _path(e["loc"]), _reason(e)) for e in exc.errors(include_url=False)
         ]
         raise SchemeError(problems) from None
 
@@ -665,65 +795,146 @@ def scheme_fingerprint(scheme: Scheme) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def _fmt(value: Any) -> str:
-    if value is None or value == []:
-        return "none"
+# Labels of the fields diff_schemes reports, by dumped key.
+_FIELD_LABELS = {
+    "code": "代码",
+    "name": "名称",
+    "level": "评价对象",
+    "description": "说明",
+    "source": "来源",
+    "max": "满分",
+    "baseline": "计分方式",
+    "dimension": "所属维度",
+    "kind": "类型",
+    "nature": "性质",
+    "points": "分值",
+    "cap_per_month": "月度上限",
+    "cap_per_year": "年度上限",
+    "evidence_required": "须提供佐证材料",
+    "awarders": "记分角色",
+    "applies_to_categories": "适用支部类别",
+    "base_cap": "基础分上限",
+    "deductions": "扣分方式",
+    "monthly_average_base": "月度平均基础分",
+    "democratic_review": "年度民主评议分",
+    "bonus": "加分",
+    "mode": "显示方式",
+    "n": "显示人数",
+    "period_score": "当期积分",
+    "disqualify_year": "取消年度评优资格",
+}
+
+# Enum-valued fields, shown by their Chinese labels.
+_FIELD_ENUMS: dict[str, type[Labelled]] = {
+    "level": Level,
+    "baseline": Baseline,
+    "kind": IndicatorKind,
+    "nature": Nature,
+    "source": Source,
+    "awarders": Role,
+    "applies_to_categories": BranchCategory,
+    "deductions": DeductionMode,
+    "mode": RankingMode,
+    "period_score": VetoEffect,
+}
+
+
+def _fmt(value: Any, key: str = "") -> str:
+    if value is None or value == [] or value == "":
+        return "无"
     if isinstance(value, list):
-        return ", ".join(_fmt(v) for v in value)
+        return "、".join(_fmt(v, key) for v in value)
+    if isinstance(value, bool):
+        return "是" if value else "否"
+    enum = _FIELD_ENUMS.get(key)
+    if enum is not None and value in {m.value for m in enum}:
+        return enum(value).label
     return str(value)
 
 
 def _field_changes(label: str, old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return [
-        f"{label}: {key} {_fmt(old.get(key))} → {_fmt(new.get(key))}"
+        f"{label}：{_FIELD_LABELS.get(key, key)} {_fmt(old.get(key), key)} → "
+        f"{_fmt(new.get(key), key)}"
         for key in dict.fromkeys([*old, *new])
         if old.get(key) != new.get(key)
     ]
 
 
-def _keyed_diff(kind: str, old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[str]:
+def _keyed_diff(
+    kind: str, old: list[dict[str, Any]], new: list[dict[str, Any]], owner: str = ""
+) -> list[str]:
     before = {item["code"]: item for item in old}
     after = {item["code"]: item for item in new}
-    lines = [f"{kind} removed: {c} ({before[c]['name']})" for c in before if c not in after]
-    lines += [f"{kind} added: {c} ({after[c]['name']})" for c in after if c not in before]
+    lines = [f"{owner}删除{kind} {c}（{before[c]['name']}）" for c in before if c not in after]
+    lines += [f"{owner}新增{kind} {c}（{after[c]['name']}）" for c in after if c not in before]
     for code in [c for c in before if c in after]:
         o, n = dict(before[code]), dict(after[code])
         o_subs, n_subs = o.pop("subdimensions", None), n.pop("subdimensions", None)
-        lines += _field_changes(f"{kind} {code}", o, n)
+        lines += _field_changes(f"{owner}{kind} {code}", o, n)
         if o_subs is not None and n_subs is not None:
-            lines += _keyed_diff(f"sub-dimension of {code}", o_subs, n_subs)
+            lines += _keyed_diff("子维度", o_subs, n_subs, owner=f"{kind} {code} ")
     return lines
 
 
+def _list_text(items: list[str]) -> str:
+    return "；".join(items) or "无"
+
+
 def _grades_text(grades: list[dict[str, Any]]) -> str:
-    return ", ".join(
-        f"≥{g['min']} {g['name']}" if g["min"] is not None else f"else {g['name']}" for g in grades
+    return _list_text(
+        [f"≥{g['min']} {g['name']}" if g["min"] is not None else f"其余{g['name']}" for g in grades]
     )
 
 
+def _tiers_text(tiers: list[dict[str, Any]]) -> str:
+    out = []
+    for t in tiers:
+        terms = []
+        if t["quota"] is not None:
+            terms.append(f"名额不超过 {t['quota']}")
+        if t["min_score"] is not None:
+            terms.append(f"不低于 {t['min_score']} 分")
+        out.append(t["name"] + (f"（{'，'.join(terms)}）" if terms else ""))
+    return _list_text(out)
+
+
+def _stars_text(stars: list[dict[str, Any]]) -> str:
+    out = []
+    for s in stars:
+        terms = []
+        if s["min_score"] is not None:
+            terms.append(f"不低于 {s['min_score']} 分")
+        if s["required"]:
+            terms.append(f"须达成 {'、'.join(s['required'])}")
+        out.append(f"{s['stars']}星 {s['name']}" + (f"（{'，'.join(terms)}）" if terms else ""))
+    return _list_text(out)
+
+
 def diff_schemes(old: Scheme, new: Scheme) -> list[str]:
-    """Human-readable lines describing what changed from `old` to `new`."""
+    """Human-readable lines (Chinese) describing what changed from `old` to `new`."""
     a, b = _plain(old.model_dump(mode="python")), _plain(new.model_dump(mode="python"))
     lines: list[str] = []
-    for key in ("code", "name", "level", "description", "source"):
-        if a[key] != b[key]:
-            lines.append(f"scheme {key}: {_fmt(a[key])} → {_fmt(b[key])}")
-    lines += _keyed_diff("dimension", a["dimensions"], b["dimensions"])
-    lines += _keyed_diff("indicator", a["indicators"], b["indicators"])
+    lines += _field_changes(
+        "方案",
+        {k: a[k] for k in ("code", "name", "level", "description", "source")},
+        {k: b[k] for k in ("code", "name", "level", "description", "source")},
+    )
+    lines += _keyed_diff("维度", a["dimensions"], b["dimensions"])
+    lines += _keyed_diff("指标", a["indicators"], b["indicators"])
     bonus_a, bonus_b = a["period"].pop("bonus"), b["period"].pop("bonus")
-    lines += _field_changes("period", a["period"], b["period"])
-    lines += _field_changes("bonus", bonus_a, bonus_b)
-    lines += _field_changes("annual weights", a["annual"], b["annual"])
-    if a["grades"] != b["grades"]:
-        lines.append(f"grades: {_grades_text(a['grades'])} → {_grades_text(b['grades'])}")
-    for section in ("tiers", "stars"):
+    lines += _field_changes("月度规则", a["period"], b["period"])
+    lines += _field_changes("加分规则", bonus_a, bonus_b)
+    lines += _field_changes("年度权重", a["annual"], b["annual"])
+    for section, label, text in (
+        ("grades", "等级", _grades_text),
+        ("tiers", "档次", _tiers_text),
+        ("stars", "星级", _stars_text),
+    ):
         if a[section] != b[section]:
-            lines.append(
-                f"{section}: {json.dumps(a[section], ensure_ascii=False)} → "
-                f"{json.dumps(b[section], ensure_ascii=False)}"
-            )
-    lines += _field_changes("ranking", a["ranking"], b["ranking"])
-    lines += _field_changes("veto", a["veto"], b["veto"])
+            lines.append(f"{label}：{text(a[section])} → {text(b[section])}")
+    lines += _field_changes("排名", a["ranking"], b["ranking"])
+    lines += _field_changes("一票否决", a["veto"], b["veto"])
     return lines
 
 

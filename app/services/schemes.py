@@ -19,7 +19,7 @@ class SchemePublishError(ValueError):
 
 @lru_cache(maxsize=64)
 def _parsed(content: str) -> Scheme:
-    return load_scheme(content, source_name="published version")
+    return load_scheme(content, source_name="已发布的方案")
 
 
 def scheme_of(version: SchemeVersion) -> Scheme:
@@ -34,7 +34,7 @@ def publish(
     content: str,
     effective_from: date,
     actor_label: str,
-    source_name: str = "<scheme>",
+    source_name: str = "方案文件",
 ) -> SchemeVersion:
     """Publish a scheme file for `org`'s subtree from the first day of a month not yet closed."""
     scheme = load_scheme(content, source_name=source_name)

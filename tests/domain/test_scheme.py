@@ -132,11 +132,11 @@ def test_cross_reference_problems_are_reported_together_with_paths() -> None:
         .replace("points: -5", "points: 5")
     )
     problems = problems_of(text)
-    assert problems["indicators[2].dimension"] == "unknown dimension 'wrok'"
-    assert "duplicate code 'kpi'" in problems["indicators[3].code"]
-    assert "add up to 60" in problems["dimensions[1].subdimensions"]
-    assert "must be lower than" in problems["grades[1].min"]
-    assert "negative" in problems["indicators[1].points"]
+    assert problems["indicators[2].dimension"] == "未知的维度“wrok”"
+    assert "代码“kpi”重复" in problems["indicators[3].code"]
+    assert "合计 60" in problems["dimensions[1].subdimensions"]
+    assert "必须低于上一项" in problems["grades[1].min"]
+    assert "必须为负数" in problems["indicators[1].points"]
     assert len(problems) >= 5
 
 
@@ -148,10 +148,10 @@ def test_structural_problems_are_reported_together_with_paths() -> None:
         .replace("    name: 参加组织生活\n", "")
     )
     problems = problems_of(text)
-    assert "greater than 0" in problems["indicators[0].cap_per_month"]
-    assert problems["indicators[0].name"] == "required field is missing"
-    assert "'score'" in problems["indicators[3].kind"]
-    assert problems["indicators[3].evidence_requird"] == "unknown field (check the spelling)"
+    assert "必须大于 0" in problems["indicators[0].cap_per_month"]
+    assert problems["indicators[0].name"] == "缺少必填项"
+    assert "score（评分项）" in problems["indicators[3].kind"]
+    assert problems["indicators[3].evidence_requird"] == "无法识别的字段，请检查拼写"
 
 
 def test_more_rules() -> None:
@@ -165,13 +165,13 @@ def test_more_rules() -> None:
         + "ranking:\n  mode: top_n\n"
     )
     problems = problems_of(text)
-    assert "can never be reached" in problems["period.base_cap"]
-    assert "add up to 1" in problems["annual"]
-    assert "last entry must omit min" in problems["grades[1].min"]
-    assert "last tier" in problems["tiers[1]"]
-    assert "awarder" in problems["indicators[4].awarders"]
-    assert "2 decimal places" in problems["indicators[3].points"]
-    assert problems["ranking.n"] == "top_n ranking needs n"
+    assert "无法达到" in problems["period.base_cap"]
+    assert "之和必须为 1" in problems["annual"]
+    assert "最后一项须省略 min" in problems["grades[1].min"]
+    assert "最后一档" in problems["tiers[1]"]
+    assert "记分角色" in problems["indicators[4].awarders"]
+    assert "最多保留两位小数" in problems["indicators[3].points"]
+    assert problems["ranking.n"] == "排名方式为 top_n 时须设置 n"
 
 
 def test_forbidden_score_and_small_cap_and_unused_dimension() -> None:
@@ -181,22 +181,22 @@ def test_forbidden_score_and_small_cap_and_unused_dimension() -> None:
     text = text.replace("cap_per_month: 30", "cap_per_month: 0.5")
     text = text.replace("dimension: political\n    kind: deduction", "kind: deduction")
     problems = problems_of(text)
-    assert "forbidden" in problems["indicators[3].kind"]
-    assert "smaller than one occurrence" in problems["indicators[2].cap_per_month"]
-    assert "needs a dimension" in problems["indicators[1].dimension"]
+    assert "禁止做" in problems["indicators[3].kind"]
+    assert "小于单次分值" in problems["indicators[2].cap_per_month"]
+    assert "必须指定所属维度" in problems["indicators[1].dimension"]
 
 
 def test_dimension_without_indicators_is_rejected() -> None:
     text = SMALL.replace("dimension: innovation", "dimension: work")
-    assert "has no indicators" in problems_of(text)["dimensions[1].subdimensions[1]"]
+    assert "没有任何指标" in problems_of(text)["dimensions[1].subdimensions[1]"]
 
 
 def test_yaml_errors() -> None:
-    assert "not valid YAML" in problems_of("code: [unclosed\n")["line 2"]
+    assert "YAML 格式有误" in problems_of("code: [unclosed\n")["第 2 行"]
     duplicate = problems_of(SMALL + "code: again\n")
-    last_line = f"line {SMALL.count(chr(10)) + 1}"
-    assert "duplicate key 'code'" in duplicate[last_line]
-    assert "mapping" in problems_of("- just\n- a list\n")[""]
+    last_line = f"第 {SMALL.count(chr(10)) + 1} 行"
+    assert "键“code”重复" in duplicate[last_line]
+    assert "YAML 映射" in problems_of("- just\n- a list\n")[""]
 
 
 def test_load_from_path_names_the_file(tmp_path: Path) -> None:
@@ -255,10 +255,10 @@ stars:
 
     bad = text.replace("required: [c01]}", "required: [c99]}").replace("市场经营类", "生产类")
     problems = problems_of(bad)
-    assert problems["stars[2].required[0]"] == "unknown indicator 'c99'"
-    assert problems["indicators[2].applies_to_categories"] == "a category is listed twice"
+    assert problems["stars[2].required[0]"] == "未知的指标“c99”"
+    assert problems["indicators[2].applies_to_categories"] == "有支部类别重复列出"
     member_level = problems_of(text.replace("level: branch", "level: member"))
-    assert "only branch-level" in member_level["indicators[2].applies_to_categories"]
+    assert "只有党支部层级" in member_level["indicators[2].applies_to_categories"]
 
 
 def test_yaml_round_trip_and_fingerprint() -> None:
@@ -290,15 +290,15 @@ def test_diff_schemes_lines() -> None:
     )
     lines = diff_schemes(old, load_scheme(new_text))
     assert lines == [
-        "dimension political: max 50 → 45",
-        "indicator removed: honour (获得表彰)",
-        "indicator added: honour_city (获得市级表彰)",
-        "indicator attendance_present: cap_per_month 20 → 25",
-        "indicator proposal: points 2.5 → 3",
-        "period: base_cap 100 → 95",
-        "annual weights: monthly_average_base 0.9 → 0.8",
-        "annual weights: democratic_review 0.1 → 0.2",
-        "grades: ≥90 合格, else 不合格 → ≥85 合格, else 不合格",
+        "维度 political：满分 50 → 45",
+        "删除指标 honour（获得表彰）",
+        "新增指标 honour_city（获得市级表彰）",
+        "指标 attendance_present：月度上限 20 → 25",
+        "指标 proposal：分值 2.5 → 3",
+        "月度规则：基础分上限 100 → 95",
+        "年度权重：月度平均基础分 0.9 → 0.8",
+        "年度权重：年度民主评议分 0.1 → 0.2",
+        "等级：≥90 合格；其余不合格 → ≥85 合格；其余不合格",
     ]
     assert diff_schemes(old, old) == []
 
@@ -308,3 +308,16 @@ def test_example_in_docs_is_valid() -> None:
     example = doc.split("## A complete small example")[1].split("```yaml\n")[1].split("```")[0]
     scheme = load_scheme(example, source_name="docs/schemes.md")
     assert scheme.code == "sample" and len(scheme.indicators) == 7
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [("code: x\nperiod: {base_cap: .nan}\n", "必须是有限的数字"),
+     ("code: x\nperiod: {base_cap: .inf}\n", "必须是有限的数字"),
+     ("? [a, b]\n: 1\n", "键必须是名称"), ("? {a: 1}\n: 2\n", "键必须是名称")],
+)
+def test_odd_yaml_values_are_refused_with_a_line_not_a_crash(text: str, reason: str) -> None:
+    with pytest.raises(SchemeError) as info:
+        load_scheme(text)
+    (problem,) = info.value.problems
+    assert problem.path.startswith("第 ") and reason in problem.reason
