@@ -28,6 +28,21 @@ class Settings(BaseSettings):
     db_pool_size: int = 40
     log_level: str = "INFO"
 
+    # DingTalk enterprise-internal app (robot, cards, H5 login). Base URLs point at the fake
+    # server in tests; the robot code defaults to the client id, as DingTalk issues it.
+    dingtalk_api_base: str = "https://api.dingtalk.com"
+    dingtalk_oapi_base: str = "https://oapi.dingtalk.com"
+    dingtalk_client_id: str = ""
+    dingtalk_client_secret: SecretStr = SecretStr("")
+    dingtalk_robot_code: str = ""
+    dingtalk_card_template_id: str = ""
+    http_timeout_s: float = 10.0
+
+    @property
+    def robot_code(self) -> str:
+        """The DingTalk robot code: configured, or the client id."""
+        return self.dingtalk_robot_code or self.dingtalk_client_id
+
     @field_validator("database_url")
     @classmethod
     def _valid_database_url(cls, value: str) -> str:
