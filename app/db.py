@@ -89,8 +89,12 @@ def _sqlite_engine(database_url: str) -> Engine:
 
 @contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
-    """A session for one short write transaction: committed on success, rolled back on error."""
-    with Session(engine.execution_options(**{_IMMEDIATE: True})) as session, session.begin():
+    """A session for one short write transaction: committed on success, rolled back on error.
+
+    Objects stay readable after the commit (as they were then), so callers can report on them.
+    """
+    immediate = engine.execution_options(**{_IMMEDIATE: True})
+    with Session(immediate, expire_on_commit=False) as session, session.begin():
         yield session
 
 

@@ -14,6 +14,9 @@ from app import migrate
 from app.config import Settings, load_settings_or_exit
 from app.db import make_engine
 from app.deps import EngineDep
+from bot import simulator
+from bot.delivery import SimulatorFeed
+from bot.runtime import build_dispatcher
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="党员积分助手 partypoints", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.dispatcher = build_dispatcher(engine=engine, settings=settings)
+    if settings.app_env == "dev":
+        app.state.simulator_feed = SimulatorFeed()
+        app.include_router(simulator.router)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -1,9 +1,17 @@
 """Every table, imported here so that metadata (and Alembic) see them all."""
 
 from app.domain.vocab import BranchCategory, MemberType, OrgKind, Role
+from app.models.activities import (
+    Activity,
+    ActivityStatus,
+    LeaveKind,
+    LeaveRequest,
+    LeaveStatus,
+)
 from app.models.audit import AuditLog
 from app.models.base import SQLModel
 from app.models.chat import ChatGroup, Platform
+from app.models.inbound import InboundMessage
 from app.models.org import Organization
 from app.models.people import Person, RoleAssignment
 from app.models.points import (
@@ -20,12 +28,18 @@ from app.models.points import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "Activity",
+    "ActivityStatus",
     "AuditLog",
     "BranchCategory",
     "ChatGroup",
     "EntryReview",
     "EntrySource",
     "EntryStatus",
+    "InboundMessage",
+    "LeaveKind",
+    "LeaveRequest",
+    "LeaveStatus",
     "LedgerEntry",
     "MemberType",
     "MonthIndicatorTotal",

@@ -22,8 +22,9 @@ from app.models import (
     Organization,
     PeriodClose,
     Person,
+    SchemeVersion,
 )
-from app.services import audit, schemes
+from app.services import access, audit, schemes
 
 
 class LedgerError(ValueError):
@@ -281,3 +282,37 @@ def approved_facts(
             EntryFact(code, Decimal(points), occurred_on, reversal=reversal_of is not None)
         )
     return out
+
+
+def pending_for_person(*, session: Session, person_id: int, period: str) -> list[LedgerEntry]:
+    """A member's entries of a month still awaiting review."""
+    return list(
+        session.exec(
+            select(LedgerEntry).where(
+                LedgerEntry.person_id == person_id, LedgerEntry.period == period, pending_clause()
+            )
+        )
+    )
+
+
+def pending_in_branches(*, session: Session, secretary: Person) -> list[tuple[LedgerEntry, str]]:
+    """Pending entries (with the member's name) in the branches the person is secretary of."""
+    paths = [b.path for b in access.secretary_branches(session=session, person=secretary)]
+    if not paths:
+        return []
+    rows = session.exec(
+        select(LedgerEntry, Person.name, Organization.path)
+        .join(Person, col(Person.id) == LedgerEntry.person_id)
+        .join(Organization, col(Organization.id) == LedgerEntry.organization_id)
+        .where(pending_clause())
+        .order_by(col(LedgerEntry.id))
+    ).all()
+    return [(entry, name) for entry, name, path in rows if path.startswith(tuple(paths))]
+
+
+def indicator_name(*, session: Session, entry: LedgerEntry) -> str:
+    """The name members know an entry's indicator by, from the scheme it was scored under."""
+    version = session.get(SchemeVersion, entry.scheme_version_id)
+    scheme = schemes.scheme_of(version) if version else None
+    indicator = scheme.indicator_by_code.get(entry.indicator_code) if scheme else None
+    return indicator.name if indicator else entry.indicator_code

@@ -1,0 +1,8 @@
+"""Chat commands, one router per feature; the dispatcher takes them in this order."""
+
+from bot.commands import activities, approvals, groups, help, points
+
+ROUTERS = (points.router, activities.router, approvals.router, groups.router, help.router)
+fallback = help.unknown
+
+__all__ = ["ROUTERS", "fallback"]

@@ -1,0 +1,64 @@
+"""/活动 and /请假: upcoming activities and asking for leave, with a card to the secretary."""
+
+from __future__ import annotations
+
+from app.models import LeaveStatus
+from app.services.access import platform_userid
+from app.services.activities import LEAVE_KINDS, approvers_of, request_leave, upcoming
+from bot.dispatcher import Context, Router, UserError
+from bot.types import Button, Notification, Outcome, Reply
+
+router = Router()
+
+
+def local(ctx: Context, instant) -> str:  # type: ignore[no-untyped-def]
+    """A UTC instant as the business time zone's 11月28日 14:30."""
+    when = instant.astimezone(ctx.settings.tz)
+    return f"{when.month}月{when.day}日 {when:%H:%M}"
+
+
+@router.command("活动", summary="查看本支部近期活动和我的请假状态", aliases=("近期活动",))
+def activities(ctx: Context) -> Reply:
+    """Upcoming and open activities of the asker's branch."""
+    views = upcoming(session=ctx.session, person=ctx.person, now=ctx.now)
+    if not views:
+        return Reply("本支部近期没有安排活动。", mention_sender=True)
+    lines = ["### 近期活动"]
+    for view in views:
+        a = view.activity
+        status = ""
+        if view.leave is not None:
+            status = f"（请假 Q{view.leave.id}：{LeaveStatus(view.leave.status).label}）"
+        place = f"，{a.place}" if a.place else ""
+        when = local(ctx, a.starts_at)
+        lines.append(f"- 序号 {a.id}：{a.kind}「{a.title}」{when}{place}{status}")
+    lines.append("不能参加请发送：/请假 序号 病假|事假|公假 理由")
+    return Reply("\n".join(lines), title="近期活动", markdown=True, mention_sender=True)
+
+
+@router.command("请假", summary="为某次活动请假", usage="/请假 活动序号 病假|事假|公假 理由")
+def ask_leave(ctx: Context) -> Outcome:
+    """Create a leave request and send the branch secretary a card to decide it."""
+    if len(ctx.args) < 3 or not ctx.args[0].isdigit():
+        kinds = "|".join(LEAVE_KINDS)
+        raise UserError(f"请按格式发送：/请假 活动序号 {kinds} 理由，例如 /请假 3 事假 出差在外。"
+                        "发送 /活动 查看序号。")
+    leave = request_leave(session=ctx.session, person=ctx.person, activity_id=int(ctx.args[0]),
+                          kind=ctx.args[1], reason=" ".join(ctx.args[2:]), now=ctx.now)
+    activity = leave.activity_id
+    card = Reply(
+        f"{ctx.person.name} 申请请假（Q{leave.id}）\n活动序号 {activity}\n"
+        f"类型：{ctx.args[1]}\n理由：{leave.reason}",
+        title="请假申请", card_id=f"leave-{leave.id}",
+        buttons=(Button("批准", "leave.approve", {"leave_id": str(leave.id)}),
+                 Button("驳回", "leave.reject", {"leave_id": str(leave.id)})),
+    )
+    notifications = [
+        Notification(ctx.message.platform, card, user_id=uid)
+        for secretary in approvers_of(session=ctx.session, leave=leave)
+        if (uid := platform_userid(secretary, ctx.message.platform))
+    ]
+    text = f"已提交请假申请 Q{leave.id}，等待支部书记审批，结果会私信通知您。"
+    if not notifications:
+        text += "（本支部暂未登记书记账号，请直接联系支部书记。）"
+    return Outcome(Reply(text, mention_sender=True), notifications)

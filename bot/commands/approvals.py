@@ -1,0 +1,120 @@
+"""/待办, /批准, /驳回 and the card buttons: a secretary deciding leave and declarations."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlmodel import Session
+
+from app.domain.vocab import Role
+from app.models import LeaveRequest, LeaveStatus, Person
+from app.services.access import platform_userid
+from app.services.activities import decide_leave, pending_leaves
+from app.services.ledger import Actor, indicator_name, pending_in_branches, review_entry
+from bot.commands.points import fmt
+from bot.dispatcher import Context, Router, UserError
+from bot.types import CardAction, Notification, Outcome, Reply
+
+router = Router()
+SECRETARY = (Role.branch_secretary,)
+CARD_REJECT_REASON = "书记通过卡片驳回"
+
+
+@router.command("待办", summary="查看待我审批的请假和申报", roles=SECRETARY, aliases=("待审批",))
+def todo(ctx: Context) -> Reply:
+    """Pending leave requests and declarations in the secretary's branches."""
+    leaves = pending_leaves(session=ctx.session, secretary=ctx.person)
+    entries = pending_in_branches(session=ctx.session, secretary=ctx.person)
+    if not leaves and not entries:
+        return Reply("目前没有待您审批的事项。", mention_sender=True)
+    lines = ["### 待审批"]
+    for leave in leaves:
+        who = ctx.session.get(Person, leave.person_id)
+        lines.append(f"- 请假 Q{leave.id}：{who.name if who else '?'}，活动序号 "
+                     f"{leave.activity_id}，理由：{leave.reason}")
+    for entry, name in entries:
+        indicator = indicator_name(session=ctx.session, entry=entry)
+        lines.append(f"- 申报 S{entry.id}：{name}，{indicator} {fmt(entry.points)} 分，"
+                     f"{entry.reason}")
+    lines.append("批准：/批准 编号；驳回：/驳回 编号 理由")
+    return Reply("\n".join(lines), title="待审批", markdown=True, mention_sender=True)
+
+
+def _number(ctx: Context, verb: str) -> tuple[str, int]:
+    if not ctx.args:
+        raise UserError(f"请写上编号，例如 /{verb} Q12（请假）或 /{verb} S7（申报）。")
+    text = ctx.args[0].upper()
+    kind, digits = (text[0], text[1:]) if text[:1] in ("Q", "S") else ("Q", text)
+    if not digits.isdigit():
+        raise UserError(f"看不懂编号“{ctx.args[0]}”，应为 Q12 或 S7 这样的编号。")
+    return kind, int(digits)
+
+
+def _decided(session: Session, leave: LeaveRequest, platform: str) -> list[Notification]:
+    """Tell the member how their leave request was decided."""
+    member = session.get(Person, leave.person_id)
+    uid = platform_userid(member, platform) if member else None
+    if uid is None:
+        return []
+    verdict = LeaveStatus(leave.status).label
+    why = f"，理由：{leave.decision_reason}" if leave.decision_reason else ""
+    return [Notification(platform, Reply(f"您的请假申请 Q{leave.id} {verdict}{why}。"),
+                         user_id=uid)]
+
+
+def _decide(ctx: Context, *, approve: bool) -> Outcome:
+    verb = "批准" if approve else "驳回"
+    kind, number = _number(ctx, verb)
+    reason = " ".join(ctx.args[1:])
+    if kind == "S":
+        review_entry(session=ctx.session, entry_id=number,
+                     actor=Actor(ctx.person.name, ctx.person.id), approve=approve, reason=reason)
+        return Outcome(Reply(f"已{verb}申报 S{number}。", mention_sender=True))
+    leave, changed = decide_leave(session=ctx.session, leave_id=number, decider=ctx.person,
+                                  approve=approve, reason=reason, now=ctx.now)
+    if not changed:
+        return Outcome(Reply(f"请假申请 Q{number} 此前已{verb}，无需重复操作。"))
+    return Outcome(Reply(f"已{verb}请假申请 Q{number}。", mention_sender=True),
+                   _decided(ctx.session, leave, ctx.message.platform))
+
+
+@router.command("批准", summary="批准请假或申报", usage="/批准 编号", roles=SECRETARY,
+                aliases=("同意",))
+def approve(ctx: Context) -> Outcome:
+    """Approve a leave request (Q12 or 12) or a declaration (S7)."""
+    return _decide(ctx, approve=True)
+
+
+@router.command("驳回", summary="驳回请假或申报", usage="/驳回 编号 理由", roles=SECRETARY,
+                aliases=("拒绝",))
+def reject(ctx: Context) -> Outcome:
+    """Reject a leave request or a declaration, with a reason."""
+    return _decide(ctx, approve=False)
+
+
+def _card(session: Session, person: Person, action: CardAction, now: datetime,
+          *, approve: bool) -> Outcome:
+    leave_id = action.params.get("leave_id", "")
+    if not leave_id.isdigit():
+        raise UserError("按钮已失效")
+    leave, changed = decide_leave(session=session, leave_id=int(leave_id), decider=person,
+                                  approve=approve, reason="" if approve else CARD_REJECT_REASON,
+                                  now=now)
+    verdict = LeaveStatus(leave.status).label
+    update = Reply(f"请假申请 Q{leave.id}：{verdict}（{person.name}）", title="请假申请",
+                   card_id=action.card_id)
+    return Outcome(update, _decided(session, leave, action.platform) if changed else [])
+
+
+@router.card_action("leave.approve")
+def approve_by_card(session: Session, person: Person, action: CardAction,
+                    now: datetime) -> Outcome:
+    """批准 on a leave card."""
+    return _card(session, person, action, now, approve=True)
+
+
+@router.card_action("leave.reject")
+def reject_by_card(session: Session, person: Person, action: CardAction,
+                   now: datetime) -> Outcome:
+    """驳回 on a leave card."""
+    return _card(session, person, action, now, approve=False)

@@ -1,0 +1,158 @@
+"""/我的积分 and /排行: a member's points and the branch board, as the ranking mode allows."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from app.domain.periods import month_key, parse_month, previous_month
+from app.domain.scheme import RankingMode, Scheme
+from app.domain.scoring import BoardRow as VisibleRow
+from app.domain.scoring import visible_board
+from app.services import schemes
+from app.services.ledger import pending_for_person
+from app.services.reports import (
+    ReportError,
+    branch_board,
+    branch_of,
+    branch_year,
+    member_month,
+)
+from bot.dispatcher import Context, Router, UserError
+from bot.types import Notification, Outcome, Reply
+
+router = Router()
+
+
+def fmt(value: Decimal | None) -> str:
+    """Points as people write them: 93.5, 90, -2."""
+    if value is None:
+        return "—"
+    text = f"{value:.2f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def period_of(ctx: Context) -> str:
+    """The month the user asked about: 本月 (default), 上月, or 2026-10."""
+    this_month = month_key(ctx.now, ctx.settings.tz)
+    word = ctx.args[0] if ctx.args else "本月"
+    if word == "本月":
+        return this_month
+    if word == "上月":
+        return previous_month(this_month)
+    try:
+        parse_month(word)
+    except ValueError:
+        hint = "可以写：本月、上月、本年，或 2026-10 这样的月份。"
+        raise UserError(f"看不懂“{word}”。{hint}") from None
+    return word
+
+
+def _ranking(ctx: Context, period: str) -> tuple[RankingMode, int | None]:
+    branch = branch_of(ctx.session, ctx.person)
+    version = schemes.version_for(session=ctx.session, org=branch, period=period)
+    if version is None:
+        raise UserError(f"{period} 还没有生效的积分方案，请联系党委管理员。")
+    scheme: Scheme = schemes.scheme_of(version)
+    return scheme.ranking.mode, scheme.ranking.n
+
+
+def _private(ctx: Context, text: str) -> list[Notification]:
+    """Send something to the asker alone (their own rank is never posted to a group unasked)."""
+    return [Notification(ctx.message.platform, Reply(text, markdown=True),
+                         user_id=ctx.message.sender_userid)]
+
+
+@router.command("我的积分", summary="查看我的积分、各项明细和排名",
+                usage="/我的积分 [本月|上月|本年|2026-10]", aliases=("积分", "我的分数"))
+def my_points(ctx: Context) -> Outcome:
+    """The asker's month (or year) with breakdown, rank and pending items."""
+    if ctx.args and ctx.args[0] in ("本年", "今年"):
+        return _my_year(ctx)
+    period = period_of(ctx)
+    report = member_month(session=ctx.session, person=ctx.person, period=period)
+    score = report.score
+    year, month = parse_month(period)
+    total = "一票否决，本月不计分" if score.vetoed else f"**{fmt(report.total)}** 分"
+    lines = [f"### {ctx.person.name} · {year}年{month}月积分",
+             f"合计 {total}（基础分 {fmt(score.base)} + 加分 {fmt(score.bonus)}）"
+             + ("，已结账" if report.closed else "")]
+    for d in score.dimensions:
+        lines.append(f"- {d.name}：{fmt(d.score)} / {fmt(d.max)}")
+    pending = pending_for_person(session=ctx.session, person_id=ctx.person.id, period=period)
+    if pending:
+        pending_points = fmt(sum(e.points for e in pending))
+        lines.append(f"- 待审核：{len(pending)} 条（合计 {pending_points} 分）")
+    mode, _ = _ranking(ctx, period)
+    rank = (f"支部排名：第 {report.rank_in_branch} 名 / 共 {report.branch_size} 人"
+            if report.rank_in_branch else "本月暂无排名")
+    notifications: list[Notification] = []
+    if mode is RankingMode.full or not ctx.in_group:
+        lines.append(rank)
+    else:
+        notifications = _private(ctx, f"{ctx.person.name}，您 {period} 的{rank}（仅您可见）")
+        lines.append("排名已私信发给您。")
+    lines.append("发送 /排行 查看支部积分榜。")
+    return Outcome(Reply("\n".join(lines), title="我的积分", markdown=True,
+                         mention_sender=True), notifications)
+
+
+def _my_year(ctx: Context) -> Outcome:
+    this_month = month_key(ctx.now, ctx.settings.tz)
+    year, month = parse_month(this_month)
+    board = branch_year(session=ctx.session, branch=branch_of(ctx.session, ctx.person),
+                        year=year, through=month)
+    row = next((r for r in board.rows if r.person_id == ctx.person.id), None)
+    if row is None or row.year is None:
+        raise UserError(f"您在 {year} 年还没有计分月份。")
+    lines = [f"### {ctx.person.name} · {year}年积分（截至{month}月）",
+             f"年度积分（按方案公式）：**{fmt(row.year.score)}**",
+             f"- 月均基础分：{fmt(row.year.average_base)}（{row.year.eligible_months} 个月）",
+             f"- 累计加分：{fmt(row.year.bonus)}"]
+    if row.year.review_missing:
+        lines.append("- 民主评议分尚未录入，暂按月均基础分计算")
+    if row.grade:
+        lines.append(f"- 当前等级：{row.grade}")
+    return Outcome(Reply("\n".join(lines), title="我的年度积分", markdown=True,
+                         mention_sender=True))
+
+
+def _board_lines(visible: list[VisibleRow]) -> list[str]:
+    return [f"{r.rank or '—'}. {r.name}  {fmt(r.score)}" for r in visible] or ["（暂无数据）"]
+
+
+@router.command("排行", summary="查看本支部积分榜", usage="/排行 [本月|上月]",
+                aliases=("排名", "积分榜", "排行榜"))
+def board(ctx: Context) -> Outcome:
+    """The branch board for a month, cut to what the ranking mode lets others see."""
+    period = period_of(ctx)
+    branch = branch_of(ctx.session, ctx.person)
+    try:
+        full = branch_board(session=ctx.session, branch=branch, period=period)
+    except ReportError as exc:
+        raise UserError(str(exc)) from None
+    mode, n = _ranking(ctx, period)
+    rows = [VisibleRow(r.person_id, r.name, r.total, r.rank) for r in full.rows]
+    cut = visible_board(mode=mode, rows=rows, viewer_key=ctx.person.id, n=n)
+    state = "已结账" if full.closed else "实时"
+    lines = [f"### {branch.name} {period} 积分榜（{state}）"]
+    if mode is RankingMode.off:
+        lines.append("本支部未开启排名公示。")
+    elif mode is RankingMode.aggregates:
+        lines.append(f"参与人数 {cut.members}，平均分 {fmt(cut.average)}")
+    else:
+        if mode is RankingMode.top_n:
+            lines.append(f"前 {n} 名：")
+        lines.extend(_board_lines(list(cut.rows)))
+        if cut.average is not None:
+            lines.append(f"支部平均分：{fmt(cut.average)}")
+    own = cut.own
+    own_line = (f"您的积分 {fmt(own.score)}，第 {own.rank} 名" if own and own.rank
+                else "您本月暂无排名")
+    notifications: list[Notification] = []
+    if own is None or own not in cut.rows:
+        # The asker's own row is theirs to see, but never posted to the group unless public.
+        if ctx.in_group:
+            notifications = _private(ctx, f"{period} {own_line}（仅您可见）")
+        else:
+            lines.append(own_line)
+    return Outcome(Reply("\n".join(lines), title="支部积分榜", markdown=True), notifications)

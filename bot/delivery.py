@@ -1,0 +1,57 @@
+"""Where replies and notifications go: one Deliverer per platform, chosen by the message's."""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from bot.types import IncomingMessage, Notification, Outcome, Reply
+
+
+class Deliverer(Protocol):
+    """Sends an outcome's reply into the chat it came from, and its notifications."""
+
+    def deliver(self, message: IncomingMessage, outcome: Outcome) -> None:
+        """Send everything an outcome holds."""
+
+
+@dataclass(frozen=True)
+class Post:
+    """Something the bot said in the simulator: to a group, or privately to a person."""
+
+    at: str
+    chat_id: str | None
+    user_id: str | None
+    reply: dict[str, Any]
+
+
+class SimulatorFeed:
+    """The simulator's outbox: what the bot posted, newest last, kept in memory."""
+
+    def __init__(self, size: int = 500) -> None:
+        self._posts: deque[Post] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, *, reply: Reply, chat_id: str | None = None, user_id: str | None = None) -> None:
+        """Record one post."""
+        with self._lock:
+            self._posts.append(Post(datetime.now(UTC).isoformat(), chat_id, user_id,
+                                    asdict(reply)))
+
+    def since(self, index: int) -> tuple[int, list[Post]]:
+        """Posts after position `index`, and the position to ask from next time."""
+        with self._lock:
+            posts = list(self._posts)
+        return len(posts), posts[index:]
+
+    def deliver(self, message: IncomingMessage, outcome: Outcome) -> None:
+        """Record the notifications (the reply itself goes back in the HTTP response)."""
+        for note in outcome.notifications:
+            self.add(reply=note.reply, chat_id=note.chat_id, user_id=note.user_id)
+
+    def notify(self, note: Notification) -> None:
+        """Record a notification sent outside a conversation (e.g. a card update)."""
+        self.add(reply=note.reply, chat_id=note.chat_id, user_id=note.user_id)

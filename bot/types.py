@@ -1,0 +1,83 @@
+"""Platform-neutral chat messages and replies: every adapter translates to and from these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class ChatType(StrEnum):
+    """Where a message was written."""
+
+    GROUP = "group"
+    SINGLE = "single"
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    """One message from a person, as every platform's adapter produces it."""
+
+    platform: str
+    chat_id: str
+    chat_type: ChatType
+    sender_userid: str | None
+    text: str
+    message_id: str
+    received_at: datetime
+    chat_title: str = ""
+    sender_name: str = ""
+    from_bot: bool = False
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Button:
+    """A card button: an action id and parameters the click brings back."""
+
+    label: str
+    action: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A neutral reply: plain text, markdown, or a card with buttons."""
+
+    text: str
+    title: str = "党员积分助手"
+    markdown: bool = False
+    buttons: tuple[Button, ...] = ()
+    mention_sender: bool = False
+    # Cards are tracked by this id so that a click can update the same card.
+    card_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """A message to someone other than the asker (e.g. a leave request to the secretary)."""
+
+    platform: str
+    reply: Reply
+    user_id: str | None = None
+    chat_id: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What handling a message produced: the reply in the same chat and any notifications."""
+
+    reply: Reply | None
+    notifications: list[Notification] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CardAction:
+    """A click on a card button, from a verified platform callback."""
+
+    platform: str
+    user_id: str
+    card_id: str
+    action: str
+    params: dict[str, str]

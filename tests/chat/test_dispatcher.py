@@ -1,0 +1,50 @@
+"""Dispatcher middleware: own messages, dedupe across restarts, errors become a friendly reply."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from app.config import Settings
+from bot.dispatcher import GENERIC_ERROR, Dispatcher, Router
+from bot.runtime import build_dispatcher
+from bot.types import ChatType, IncomingMessage
+from tests.chat import conformance as suite
+
+
+def message(text: str, *, message_id: str = "m1", from_bot: bool = False) -> IncomingMessage:
+    return IncomingMessage(platform="simulator", chat_id="single", chat_type=ChatType.SINGLE,
+                           sender_userid=suite.MEMBER, text=text, message_id=message_id,
+                           received_at=datetime.now(UTC), from_bot=from_bot)
+
+
+def test_the_bots_own_messages_are_ignored(db, db_url):
+    suite.seed_world(db, datetime.now(UTC))
+    dispatcher = build_dispatcher(engine=db, settings=Settings(_env_file=None,
+                                                              database_url=db_url))
+    assert dispatcher.dispatch(message("/我的积分", from_bot=True)) is None
+
+
+def test_dedupe_survives_a_restart(db, db_url):
+    suite.seed_world(db, datetime.now(UTC))
+    settings = Settings(_env_file=None, database_url=db_url)
+    first = build_dispatcher(engine=db, settings=settings).dispatch(message("/帮助"))
+    restarted = build_dispatcher(engine=db, settings=settings)
+    assert first is not None and first.reply is not None
+    assert restarted.dispatch(message("/帮助")) is None
+
+
+def test_a_failing_command_gets_a_friendly_reply_and_a_log_line(db, db_url, caplog):
+    suite.seed_world(db, datetime.now(UTC))
+    router = Router()
+
+    @router.command("爆炸", summary="测试")
+    def explode(ctx):
+        raise RuntimeError("boom")
+
+    dispatcher = Dispatcher(engine=db, settings=Settings(_env_file=None, database_url=db_url),
+                            routers=[router], fallback=lambda ctx: "?")
+    with caplog.at_level(logging.ERROR):
+        outcome = dispatcher.dispatch(message("/爆炸"))
+    assert outcome is not None and outcome.reply.text == GENERIC_ERROR
+    assert "command failed" in caplog.text and "boom" in caplog.text
