@@ -28,5 +28,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check app bot miniapp_api tests
 
+# Month close and branch boards against plain-SQL ceilings: 100k members on a scratch PostgreSQL
+# database (needs a server on 127.0.0.1:5432), then 10k members on SQLite. One JSON line each.
+bench: install
+	$(BIN)/python benchmarks/month_close.py --pg
+	$(BIN)/python benchmarks/month_close.py
+
 clean:
 	rm -rf $(VENV) data .pytest_cache
