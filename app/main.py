@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,7 +20,7 @@ from app.deps import EngineDep
 from bot import simulator
 from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
-from bot.runtime import build_dispatcher, dingtalk_deliverer
+from bot.runtime import build_dispatcher, dingtalk_deliverer, dingtalk_stream
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(body, 200 if ready else 503)
 
     return app
+
+
+def run_dingtalk_stream() -> None:
+    """Run the DingTalk Stream connection until interrupted (the `dingtalk-stream` command)."""
+    settings = load_settings_or_exit()
+    if not settings.dingtalk_client_id or not settings.dingtalk_client_secret.get_secret_value():
+        print("请先配置 DINGTALK_CLIENT_ID 和 DINGTALK_CLIENT_SECRET", file=sys.stderr)
+        raise SystemExit(2)
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    with httpx.Client(timeout=settings.http_timeout_s) as http:
+        dispatcher = build_dispatcher(engine=engine, settings=settings)
+        stream = dingtalk_stream(settings=settings, dispatcher=dispatcher,
+                                 deliverer=dingtalk_deliverer(settings, http))
+        log.info("dingtalk stream starting for client %s", settings.dingtalk_client_id)
+        stream.run_forever()
+    engine.dispose()
 
 
 def __getattr__(name: str) -> FastAPI:

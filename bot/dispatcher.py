@@ -190,12 +190,12 @@ class Dispatcher:
             person = person_for(session=session, platform=action.platform, userid=action.user_id)
             handler = self.card_actions.get(action.action)
             if person is None or handler is None:
-                return Outcome(Reply("无法处理这次操作：账号未登记或按钮已失效。"))
+                return Outcome(Reply("无法处理这次操作：账号未登记或按钮已失效。"), refused=True)
             try:
                 with session.begin_nested():
                     return handler(session, person, action, now)
             except USER_ERRORS as exc:
-                return Outcome(Reply(str(exc)))
+                return Outcome(Reply(str(exc)), refused=True)
 
 
 def _role_names(roles: frozenset[Role] | None) -> str:

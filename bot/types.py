@@ -39,6 +39,8 @@ class Button:
     label: str
     action: str
     params: dict[str, str] = field(default_factory=dict)
+    # The chat command that does the same, for channels that cannot show this card.
+    command: str = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,8 @@ class Outcome:
 
     reply: Reply | None
     notifications: list[Notification] = field(default_factory=list)
+    # A refused card click: the answer is for the clicker alone, the card itself stays as is.
+    refused: bool = False
 
 
 @dataclass(frozen=True)

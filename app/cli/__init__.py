@@ -17,6 +17,14 @@ cli.add_typer(points.report_cli, name="report")
 cli.command("serve")(roster.serve)
 
 
+@cli.command("dingtalk-stream")
+def dingtalk_stream() -> None:
+    """连接钉钉 Stream 模式，接收群聊 @机器人 消息和卡片回调（无需公网地址）。"""
+    from app.main import run_dingtalk_stream  # the composition root wires the bot in
+
+    run_dingtalk_stream()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

@@ -50,8 +50,10 @@ def ask_leave(ctx: Context) -> Outcome:
         f"{ctx.person.name} 申请请假（Q{leave.id}）\n活动序号 {activity}\n"
         f"类型：{ctx.args[1]}\n理由：{leave.reason}",
         title="请假申请", card_id=f"leave-{leave.id}",
-        buttons=(Button("批准", "leave.approve", {"leave_id": str(leave.id)}),
-                 Button("驳回", "leave.reject", {"leave_id": str(leave.id)})),
+        buttons=(Button("批准", "leave.approve", {"leave_id": str(leave.id)},
+                        f"/批准 Q{leave.id}"),
+                 Button("驳回", "leave.reject", {"leave_id": str(leave.id)},
+                        f"/驳回 Q{leave.id} 理由")),
     )
     notifications = [
         Notification(ctx.message.platform, card, user_id=uid)

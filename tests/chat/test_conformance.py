@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from app.config import Settings
 from app.db import write_session
 from app.main import create_app
 from app.services import orgs
-from bot.runtime import build_dispatcher
+from bot.dingtalk.adapter import handle_bot_message, handle_card_click
+from bot.dingtalk.stream import StreamClient
+from bot.fakes.dingtalk import FakeDingTalk
+from bot.runtime import build_dispatcher, dingtalk_stream
 from tests.chat import conformance as suite
+from tests.chat import dingtalk_drivers as dd
 from tests.chat.drivers import DispatcherDriver, SimulatorDriver
 
 
-@pytest.fixture(params=["dispatcher", "simulator"])
+@pytest.fixture(scope="module")
+def fake_dingtalk():
+    """One fake DingTalk for the module, reset for every test."""
+    with FakeDingTalk.running(client_id=dd.CLIENT_ID, client_secret=dd.SECRET,
+                              robot_code=dd.CLIENT_ID) as fake:
+        yield fake
+
+
+@pytest.fixture(params=["dispatcher", "simulator", "dingtalk_http", "dingtalk_stream"])
 def world(request, db, db_url):
     """A seeded organisation and a driver for one channel."""
     ids = suite.seed_world(db, datetime.now(UTC))
@@ -27,9 +41,44 @@ def world(request, db, db_url):
         driver = DispatcherDriver(db, build_dispatcher(engine=db, settings=settings))
         yield driver, ids, driver.bind(branch)
         return
+    if request.param == "simulator":
+        with TestClient(create_app(settings)) as client:
+            driver = SimulatorDriver(db, client)
+            yield driver, ids, driver.bind(branch)
+        return
+    fake = request.getfixturevalue("fake_dingtalk")
+    fake.reset()
+    settings = settings.model_copy(update={
+        "dingtalk_client_id": dd.CLIENT_ID, "dingtalk_client_secret": SecretStr(dd.SECRET),
+        "dingtalk_api_base": fake.base_url, "dingtalk_oapi_base": fake.base_url,
+        "dingtalk_card_template_id": dd.TEMPLATE})
     with TestClient(create_app(settings)) as client:
-        driver = SimulatorDriver(db, client)
-        yield driver, ids, driver.bind(branch)
+        app = client.app
+        if request.param == "dingtalk_http":
+            driver = dd.DingTalkHttpDriver(db, fake, client)
+        else:
+            driver = dd.DingTalkStreamDriver(db, fake)
+        dispatcher, deliverer = app.state.dispatcher, app.state.dingtalk
+        if isinstance(driver, dd.DingTalkStreamDriver):
+            # Same handlers as the CLI's stream, wrapped so the test can wait for each message.
+            stream = StreamClient(
+                http_base=fake.base_url, client_id=dd.CLIENT_ID, client_secret=dd.SECRET,
+                on_bot_message=driver.wrap(lambda payload: handle_bot_message(
+                    payload=payload, dispatcher=dispatcher, deliverer=deliverer)),
+                on_card_callback=lambda payload: handle_card_click(
+                    payload=payload, dispatcher=dispatcher, deliverer=deliverer),
+                backoff_base_s=0.05)
+        else:
+            stream = dingtalk_stream(settings=settings, dispatcher=dispatcher,
+                                     deliverer=deliverer, backoff_base_s=0.05)
+        thread = threading.Thread(target=stream.run_forever, daemon=True)
+        thread.start()
+        FakeDingTalk.wait_for(lambda: fake.live_connections > 0, what="stream connected")
+        try:
+            yield driver, ids, driver.bind(branch)
+        finally:
+            stream.stop()
+            thread.join(timeout=5)
 
 
 def test_my_points(world):

@@ -1,0 +1,1 @@
+"""DingTalk adapter: callback signing, the OpenAPI client and the Stream-mode client."""
