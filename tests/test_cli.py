@@ -8,7 +8,16 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.db import write_session
-from app.models import ChatGroup, Organization, Person, Role, RoleAssignment
+from app.models import (
+    Activity,
+    ChatGroup,
+    LedgerEntry,
+    Organization,
+    Person,
+    Role,
+    RoleAssignment,
+    SchemeVersion,
+)
 from tests.rosters import person, write_xlsx
 
 runner = CliRunner()
@@ -58,6 +67,9 @@ def test_demo_seed_is_idempotent(db, settings_env):
     assert '"unchanged": 36' in second.output
     assert count(db, Person) == 36
     assert count(db, ChatGroup) == 3
+    # Something to show in the simulator, once: the scheme, points and an upcoming meeting.
+    assert count(db, SchemeVersion) == 1 and count(db, Activity) == 3
+    assert count(db, LedgerEntry) == 36 * 3 + 1
     with write_session(db) as s:
         kinds = sorted(o.kind for o in s.exec(select(Organization)))
         secretaries = s.exec(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,7 @@ from app import migrate
 from app.cli.common import engine, err, fail, org_or_fail, out
 from app.config import load_settings_or_exit
 from app.db import read_session, write_session
-from app.services.demo import seed_demo
+from app.services.demo import seed_demo, seed_demo_activity
 from app.services.roster import (
     ImportReport,
     RosterFileError,
@@ -110,8 +111,10 @@ def demo_seed(
     as_json: Annotated[bool, typer.Option("--json", help="以 JSON 输出结果")] = False,
 ) -> None:
     """创建演示组织（可重复执行，不会重复创建）。"""
+    settings = load_settings_or_exit()
     with write_session(engine()) as session:
         report = seed_demo(session=session)
+        seed_demo_activity(session=session, now=datetime.now(UTC), tz=settings.tz)
     if as_json:
         out.print_json(json.dumps(report.summary))
     else:

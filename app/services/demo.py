@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from sqlmodel import Session, select
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
-from app.models import ChatGroup, Platform
-from app.services import orgs
+from sqlmodel import Session, col, select
+
+from app.domain.scheme import preset_text
+from app.models import ChatGroup, Organization, Person, Platform
+from app.services import orgs, schemes
+from app.services.activities import create_activity
+from app.services.ledger import Actor, record_entry
 from app.services.roster import ImportReport, import_roster
 
 DEMO_COMMITTEE = "示范集团党委"
@@ -63,3 +69,40 @@ def seed_demo(*, session: Session) -> ImportReport:
             )
     session.flush()
     return report
+
+
+def seed_demo_activity(*, session: Session, now: datetime, tz: ZoneInfo) -> bool:
+    """Give the demo something to show: the xinluo scheme, some points, an upcoming 主题党日.
+
+    Only the first time: returns False when the demo committee already has a scheme.
+    """
+    committee = orgs.child(session, None, DEMO_COMMITTEE)
+    if committee is None or schemes.versions(session=session, org=committee):
+        return False
+    today = now.astimezone(tz).date()
+    schemes.publish(session=session, org=committee, content=preset_text("xinluo"),
+                    effective_from=date(today.year, 1, 1), actor_label="demo-seed")
+    seeder = Actor("demo-seed")
+    people = session.exec(
+        select(Person)
+        .join(Organization, col(Organization.id) == Person.organization_id)
+        .where(col(Organization.path).startswith(committee.path))
+        .order_by(col(Person.id))
+    ).all()
+    for n, person in enumerate(people):
+        for code, count in (("online_study", n % 5 + 1), ("attendance_present", 1 + n % 2),
+                            ("dues_paid_on_time", 1)):
+            record_entry(session=session, member_id=person.id, indicator_code=code, count=count,
+                         occurred_on=today, reason="演示数据", actor=seeder)
+    first = people[4]
+    record_entry(session=session, member_id=first.id, indicator_code="study_notes",
+                 occurred_on=today, reason="提交学习心得（演示）",
+                 actor=Actor(first.name, first.id), evidence=["demo/notes.jpg"])
+    start = datetime.combine(today + timedelta(days=3), time(14, 30), tzinfo=tz)
+    for branch_name, _ in DEMO_BRANCHES:
+        branch = orgs.child(session, committee, branch_name)
+        assert branch is not None
+        create_activity(session=session, branch=branch, kind="主题党日",
+                        title="学习贯彻党的二十大精神", starts_at=start.astimezone(UTC),
+                        place="三楼党员活动室")
+    return True
