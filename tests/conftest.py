@@ -16,6 +16,7 @@ from app import migrate
 from app.config import Settings, get_settings
 from app.db import make_engine
 from app.models import metadata
+from app.services.reports import clear_live_boards
 
 
 def _postgres_url() -> str | None:
@@ -52,6 +53,7 @@ def db(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
     Append-only tables refuse DELETE, so SQLite tests get a fresh file rather than a cleanup;
     PostgreSQL's TRUNCATE does not fire row triggers.
     """
+    clear_live_boards()
     if engine.dialect.name == "postgresql":
         yield engine
         tables = ", ".join(t.name for t in metadata.sorted_tables)

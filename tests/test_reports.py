@@ -8,10 +8,10 @@ from decimal import Decimal
 from sqlmodel import Session
 
 from app.db import write_session
-from app.models import Person
+from app.models import Organization, Person
 from app.services import schemes
 from app.services.ledger import Actor, record_entry
-from app.services.reports import branch_year, first_eligible_month
+from app.services.reports import LiveBoardCache, branch_year, first_eligible_month
 from tests.factories import build_org
 
 SYSTEM = Actor("test")
@@ -84,3 +84,33 @@ def test_tiers_respect_the_quota_and_keep_ties_together(db):
         board = branch_year(session=s, branch=built.branches[0], year=2026, through=1)
     assert [(r.rank, r.tier) for r in board.rows] == [
         (1, "优秀"), (2, "合格"), (2, "合格"), (4, "合格"), (5, "合格"), (6, "合格")]
+
+
+def test_live_boards_are_reused_until_something_is_written(db):
+    with write_session(db) as s:
+        built = build_org(s, members=3)
+        first, second, _ = built.everyone()
+        give(s, first, 11, "online_study", 2)
+    cache = LiveBoardCache(clock=lambda: 0.0)
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        board = cache.get(session=s, branch=branch, period="2026-11")
+        assert cache.get(session=s, branch=branch, period="2026-11") is board
+    with write_session(db) as s:
+        give(s, second, 11, "online_study", 5)
+    with write_session(db) as s:
+        fresh = cache.get(session=s, branch=branch, period="2026-11")
+    assert fresh is not board
+    assert fresh.rows[0].name == second.name
+
+
+def test_a_cached_board_expires(db):
+    with write_session(db) as s:
+        built = build_org(s, members=2)
+    now = [0.0]
+    cache = LiveBoardCache(max_age_s=5, clock=lambda: now[0])
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        board = cache.get(session=s, branch=branch, period="2026-11")
+        now[0] = 6.0
+        assert cache.get(session=s, branch=branch, period="2026-11") is not board

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.domain.periods import parse_month
 from app.domain.scheme import Scheme
@@ -24,6 +28,7 @@ from app.domain.scoring import (
     score_year,
 )
 from app.models import (
+    AuditLog,
     EntryReview,
     LedgerEntry,
     MemberType,
@@ -178,21 +183,79 @@ def branch_board(*, session: Session, branch: Organization, period: str) -> Bran
         .join(Person, col(Person.id) == MonthResult.person_id)
         .where(MonthResult.period == period, MonthResult.branch_id == branch.id)
     ).all()
-    if frozen:
-        rows = [BoardRow(r.person_id, name, r.base, r.bonus, r.total, r.vetoed, r.rank_in_branch)
-                for r, name in frozen]
-        closed = True
-    else:
-        members = _branch_members(session, branch)
-        scores = live_scores(session=session, org=branch, person_ids=[p.id for p in members],
-                             period=period)
-        ranks = competition_rank({pid: s.total for pid, s in scores.items()})
-        rows = [BoardRow(p.id, p.name, scores[p.id].base, scores[p.id].bonus,
-                         scores[p.id].total, scores[p.id].vetoed, ranks[p.id]) for p in members]
-        closed = False
+    if not frozen:
+        return _live_boards.get(session=session, branch=branch, period=period)
+    rows = [BoardRow(r.person_id, name, r.base, r.bonus, r.total, r.vetoed, r.rank_in_branch)
+            for r, name in frozen]
+    return _board(branch, period, rows, closed=True)
+
+
+def _board(branch: Organization, period: str, rows: list[BoardRow], *, closed: bool
+           ) -> BranchBoard:
     rows.sort(key=lambda r: (r.rank is None, r.rank or 0, r.person_id))
     return BranchBoard(branch.id or 0, branch.name, period, closed, rows,
                        branch_average(r.total for r in rows))
+
+
+def _live_board(session: Session, branch: Organization, period: str) -> BranchBoard:
+    members = _branch_members(session, branch)
+    scores = live_scores(session=session, org=branch, person_ids=[p.id for p in members],
+                         period=period)
+    ranks = competition_rank({pid: s.total for pid, s in scores.items()})
+    rows = [BoardRow(p.id, p.name, scores[p.id].base, scores[p.id].bonus, scores[p.id].total,
+                     scores[p.id].vetoed, ranks[p.id]) for p in members]
+    return _board(branch, period, rows, closed=False)
+
+
+class LiveBoardCache:
+    """Live boards of open months, reused until anything is written.
+
+    Scoring a 700-member branch live costs tens of milliseconds, and every /我的积分 needs the
+    asker's rank. Every write that can change a board (entries, reviews, roster, schemes,
+    closes) appends to the audit log in its own transaction, so the newest audit id is a cheap
+    version of "everything". Ids are not handed out in commit order, so a board built while a
+    slower writer was still committing could miss it; the short lifetime bounds that.
+    """
+
+    def __init__(self, *, max_age_s: float = 5.0, size: int = 256,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self.size = size
+        self.clock = clock
+        self._boards: OrderedDict[tuple[str, int, str], tuple[int, float, BranchBoard]] = (
+            OrderedDict())
+        self._lock = threading.Lock()
+
+    def get(self, *, session: Session, branch: Organization, period: str) -> BranchBoard:
+        """The branch's live board, from the cache when nothing was written since."""
+        version = session.exec(select(func.max(AuditLog.id))).one() or 0
+        key = (str(session.get_bind().url), branch.id or 0, period)
+        now = self.clock()
+        with self._lock:
+            cached = self._boards.get(key)
+            if cached and cached[0] == version and now - cached[1] < self.max_age_s:
+                self._boards.move_to_end(key)
+                return cached[2]
+        board = _live_board(session, branch, period)
+        with self._lock:
+            self._boards[key] = (version, now, board)
+            self._boards.move_to_end(key)
+            while len(self._boards) > self.size:
+                self._boards.popitem(last=False)
+        return board
+
+    def clear(self) -> None:
+        """Forget every board."""
+        with self._lock:
+            self._boards.clear()
+
+
+_live_boards = LiveBoardCache()
+
+
+def clear_live_boards() -> None:
+    """Forget cached live boards (a database was reset under the process, as tests do)."""
+    _live_boards.clear()
 
 
 def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) -> list[EntryLine]:
