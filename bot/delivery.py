@@ -1,4 +1,4 @@
-"""Where replies and notifications go: one Deliverer per platform, chosen by the message's."""
+"""The simulator's outbox: what the bot posted to groups and people, for the page to show."""
 
 from __future__ import annotations
 
@@ -6,16 +6,9 @@ import threading
 from collections import deque
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from bot.types import IncomingMessage, Notification, Outcome, Reply
-
-
-class Deliverer(Protocol):
-    """Sends an outcome's reply into the chat it came from, and its notifications."""
-
-    def deliver(self, message: IncomingMessage, outcome: Outcome) -> None:
-        """Send everything an outcome holds."""
+from bot.types import Outcome, Reply
 
 
 @dataclass(frozen=True)
@@ -47,11 +40,7 @@ class SimulatorFeed:
             posts = list(self._posts)
         return len(posts), posts[index:]
 
-    def deliver(self, message: IncomingMessage, outcome: Outcome) -> None:
+    def record(self, outcome: Outcome) -> None:
         """Record the notifications (the reply itself goes back in the HTTP response)."""
         for note in outcome.notifications:
             self.add(reply=note.reply, chat_id=note.chat_id, user_id=note.user_id)
-
-    def notify(self, note: Notification) -> None:
-        """Record a notification sent outside a conversation (e.g. a card update)."""
-        self.add(reply=note.reply, chat_id=note.chat_id, user_id=note.user_id)

@@ -85,7 +85,7 @@ def post_message(body: SimMessage, session: SessionDep, dispatcher: DispatcherDe
     )
     outcome = dispatcher.dispatch(message)
     if outcome is not None:
-        feed.deliver(message, outcome)
+        feed.record(outcome)
     return _outcome_json(outcome)
 
 
@@ -96,8 +96,7 @@ def click_card(body: SimClick, session: SessionDep, dispatcher: DispatcherDep,
     person = _sender(session, body.person_id)
     outcome = dispatcher.card_action(CardAction(Platform.SIMULATOR, person.dingtalk_userid or "",
                                                 body.card_id, body.action, body.params))
-    for note in outcome.notifications:
-        feed.add(reply=note.reply, chat_id=note.chat_id, user_id=note.user_id)
+    feed.record(outcome)
     return _outcome_json(outcome)
 
 
