@@ -24,6 +24,7 @@ from app.models.points import (
     PeriodClose,
     SchemeVersion,
 )
+from app.models.version import DataVersion
 
 metadata = SQLModel.metadata
 
@@ -33,6 +34,7 @@ __all__ = [
     "AuditLog",
     "BranchCategory",
     "ChatGroup",
+    "DataVersion",
     "EntryReview",
     "EntrySource",
     "EntryStatus",

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import update
+from sqlmodel import Session, select
 
-from app.models import AuditLog
+from app.models import AuditLog, DataVersion
+
+
+def data_version(session: Session) -> int:
+    """The current data version: it moves whenever anything audited changes."""
+    return session.exec(select(DataVersion.version).where(DataVersion.id == 1)).one()
+
+
+def _bump(session: Session) -> None:
+    # One row for the whole system: writers queue on its lock, so a version a reader sees is
+    # never older than a change it can see (unlike ids, which are not handed out in commit order).
+    session.execute(update(DataVersion).where(DataVersion.id == 1)
+                    .values(version=DataVersion.version + 1))
 
 
 def record(
@@ -32,6 +45,7 @@ def record(
             after=_jsonable(after),
         )
     )
+    _bump(session)
 
 
 def _jsonable(values: dict[str, Any] | None) -> dict[str, Any] | None:

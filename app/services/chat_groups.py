@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, delete, select
 
 from app.models import ChatGroup, InboundMessage, Organization, OrgKind, Person
@@ -45,13 +46,11 @@ def bind_group(
 
 def first_sight(*, session: Session, platform: str, message_id: str, now: datetime) -> bool:
     """Record a platform message id; False if it was handled before (a redelivery)."""
-    try:
-        with session.begin_nested():
-            session.add(InboundMessage(platform=platform, message_id=message_id,
-                                       received_at=now))
-    except IntegrityError:
-        return False
-    return True
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = insert(InboundMessage).values(
+        platform=platform, message_id=message_id, received_at=now
+    ).on_conflict_do_nothing(index_elements=["platform", "message_id"])
+    return session.execute(statement).rowcount == 1
 
 
 def forget_old_messages(*, session: Session, now: datetime) -> None:

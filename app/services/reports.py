@@ -28,7 +28,6 @@ from app.domain.scoring import (
     score_year,
 )
 from app.models import (
-    AuditLog,
     EntryReview,
     LedgerEntry,
     MemberType,
@@ -37,7 +36,7 @@ from app.models import (
     OrgKind,
     Person,
 )
-from app.services import orgs, schemes
+from app.services import audit, orgs, schemes
 from app.services.ledger import approved_facts, status_of
 
 
@@ -208,41 +207,54 @@ def _live_board(session: Session, branch: Organization, period: str) -> BranchBo
 
 
 class LiveBoardCache:
-    """Live boards of open months, reused until anything is written.
+    """Live boards of open months, kept until the data version moves.
 
-    Scoring a 700-member branch live costs tens of milliseconds, and every /我的积分 needs the
-    asker's rank. Every write that can change a board (entries, reviews, roster, schemes,
-    closes) appends to the audit log in its own transaction, so the newest audit id is a cheap
-    version of "everything". Ids are not handed out in commit order, so a board built while a
-    slower writer was still committing could miss it; the short lifetime bounds that.
+    Scoring a 700-member branch live costs over a hundred milliseconds, and every /我的积分
+    needs the asker's rank. Every write that can change a board (entries, reviews, roster,
+    schemes, closes) is audited and so moves the data version. One thread rebuilds a board at
+    a time; the others keep using the previous one meanwhile (callers that need their own
+    numbers exact compute those fresh, see `member_standing`).
     """
 
-    def __init__(self, *, max_age_s: float = 5.0, size: int = 256,
+    def __init__(self, *, max_age_s: float = 600.0, size: int = 256,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.max_age_s = max_age_s
         self.size = size
         self.clock = clock
         self._boards: OrderedDict[tuple[str, int, str], tuple[int, float, BranchBoard]] = (
             OrderedDict())
+        self._building: dict[tuple[str, int, str], threading.Event] = {}
         self._lock = threading.Lock()
 
     def get(self, *, session: Session, branch: Organization, period: str) -> BranchBoard:
-        """The branch's live board, from the cache when nothing was written since."""
-        version = session.exec(select(func.max(AuditLog.id))).one() or 0
+        """The branch's live board: cached while nothing changed, else rebuilt by one thread."""
+        version = audit.data_version(session)
         key = (str(session.get_bind().url), branch.id or 0, period)
-        now = self.clock()
-        with self._lock:
-            cached = self._boards.get(key)
-            if cached and cached[0] == version and now - cached[1] < self.max_age_s:
-                self._boards.move_to_end(key)
+        while True:
+            with self._lock:
+                cached = self._boards.get(key)
+                if (cached and cached[0] == version
+                        and self.clock() - cached[1] < self.max_age_s):
+                    self._boards.move_to_end(key)
+                    return cached[2]
+                building = self._building.get(key)
+                if building is None:
+                    self._building[key] = threading.Event()
+                    break
+            if cached is not None:
                 return cached[2]
-        board = _live_board(session, branch, period)
-        with self._lock:
-            self._boards[key] = (version, now, board)
-            self._boards.move_to_end(key)
-            while len(self._boards) > self.size:
-                self._boards.popitem(last=False)
-        return board
+            building.wait(30)
+        try:
+            board = _live_board(session, branch, period)
+            with self._lock:
+                self._boards[key] = (version, self.clock(), board)
+                self._boards.move_to_end(key)
+                while len(self._boards) > self.size:
+                    self._boards.popitem(last=False)
+            return board
+        finally:
+            with self._lock:
+                self._building.pop(key).set()
 
     def clear(self) -> None:
         """Forget every board."""
@@ -285,34 +297,57 @@ def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) 
     ]
 
 
-def member_month(*, session: Session, person: Person, period: str) -> MemberMonth:
-    """A member's month explained: dimensions, indicators and the entries behind them."""
+@dataclass(frozen=True)
+class MemberStanding:
+    """A member's month in short: the score (fresh from the ledger) and the rank in the branch."""
+
+    branch: Organization
+    closed: bool
+    scheme: Scheme
+    scheme_version: int
+    score: MonthScore
+    total: Decimal | None
+    rank_in_branch: int | None
+    branch_size: int
+
+
+def member_standing(*, session: Session, person: Person, period: str) -> MemberStanding:
+    """Score and rank: frozen when closed; else the member's own score fresh, ranked against
+    the branch's (cached) live board, so a member always sees their newest points counted."""
     parse_month(period)
     branch = branch_of(session, person)
+    scheme, version_number, _ = _scheme_for(session, branch, period)
+    score = live_scores(session=session, org=branch, person_ids=[person.id or 0],
+                        period=period)[person.id or 0]
     frozen = session.exec(
         select(MonthResult).where(MonthResult.period == period,
                                   MonthResult.person_id == person.id)
     ).first()
-    scheme, version_number, _ = _scheme_for(session, branch, period)
-    score = live_scores(session=session, org=branch, person_ids=[person.id or 0],
-                        period=period)[person.id or 0]
     if frozen is not None:
-        branch_size = len(session.exec(
-            select(MonthResult.id).where(MonthResult.period == period,
-                                         MonthResult.branch_id == frozen.branch_id)).all())
-        total, rank = frozen.total, frozen.rank_in_branch
-    else:
-        board = branch_board(session=session, branch=branch, period=period)
-        mine = next((r for r in board.rows if r.person_id == person.id), None)
-        total, rank = score.total, mine.rank if mine else None
-        branch_size = len(board.rows)
-    return MemberMonth(
-        person_id=person.id or 0, name=person.name, branch_name=orgs.display_path(session, branch),
-        period=period, closed=frozen is not None, scheme_version=version_number, score=score,
-        total=total, rank_in_branch=rank, branch_size=branch_size,
-        entries=_entry_lines(session, scheme, person.id or 0, period),
-    )
+        branch_size = session.exec(
+            select(func.count()).select_from(MonthResult).where(
+                MonthResult.period == period, MonthResult.branch_id == frozen.branch_id)).one()
+        return MemberStanding(branch, True, scheme, version_number, score, frozen.total,
+                              frozen.rank_in_branch, branch_size)
+    board = branch_board(session=session, branch=branch, period=period)
+    others = [r.total for r in board.rows if r.person_id != person.id]
+    rank = (None if score.total is None
+            else 1 + sum(1 for t in others if t is not None and t > score.total))
+    return MemberStanding(branch, False, scheme, version_number, score, score.total, rank,
+                          len(others) + 1)
 
+
+def member_month(*, session: Session, person: Person, period: str) -> MemberMonth:
+    """A member's month explained: dimensions, indicators and the entries behind them."""
+    standing = member_standing(session=session, person=person, period=period)
+    return MemberMonth(
+        person_id=person.id or 0, name=person.name,
+        branch_name=orgs.display_path(session, standing.branch), period=period,
+        closed=standing.closed, scheme_version=standing.scheme_version, score=standing.score,
+        total=standing.total, rank_in_branch=standing.rank_in_branch,
+        branch_size=standing.branch_size,
+        entries=_entry_lines(session, standing.scheme, person.id or 0, period),
+    )
 
 
 @dataclass(frozen=True)

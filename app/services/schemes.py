@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 from app.domain.periods import month_key_of, parse_month
 from app.domain.scheme import Scheme, load_scheme, scheme_fingerprint
 from app.models import LedgerEntry, Organization, PeriodClose, SchemeVersion
-from app.services import audit, orgs
+from app.services import audit
 
 
 class SchemePublishError(ValueError):
@@ -100,7 +100,7 @@ def _refuse_orphaned_entries(
 def version_for(*, session: Session, org: Organization, period: str) -> SchemeVersion | None:
     """The version in force for `period` at `org`: the nearest owner up the tree, newest first."""
     year, month = parse_month(period)
-    chain = [o.id for o in orgs.ancestors(session, org)]
+    chain = [int(i) for i in org.path.strip("/").split("/") if i]
     candidates = session.exec(
         select(SchemeVersion)
         .where(

@@ -15,7 +15,7 @@ from app.services.reports import (
     branch_board,
     branch_of,
     branch_year,
-    member_month,
+    member_standing,
 )
 from bot.dispatcher import Context, Router, UserError
 from bot.types import Notification, Outcome, Reply
@@ -69,7 +69,7 @@ def my_points(ctx: Context) -> Outcome:
     if ctx.args and ctx.args[0] in ("本年", "今年"):
         return _my_year(ctx)
     period = period_of(ctx)
-    report = member_month(session=ctx.session, person=ctx.person, period=period)
+    report = member_standing(session=ctx.session, person=ctx.person, period=period)
     score = report.score
     year, month = parse_month(period)
     total = "一票否决，本月不计分" if score.vetoed else f"**{fmt(report.total)}** 分"
@@ -82,7 +82,7 @@ def my_points(ctx: Context) -> Outcome:
     if pending:
         pending_points = fmt(sum(e.points for e in pending))
         lines.append(f"- 待审核：{len(pending)} 条（合计 {pending_points} 分）")
-    mode, _ = _ranking(ctx, period)
+    mode = report.scheme.ranking.mode
     rank = (f"支部排名：第 {report.rank_in_branch} 名 / 共 {report.branch_size} 人"
             if report.rank_in_branch else "本月暂无排名")
     notifications: list[Notification] = []
