@@ -9,9 +9,14 @@ from sqlmodel import Session
 
 from app.db import write_session
 from app.models import Organization, Person
-from app.services import schemes
+from app.services import audit, schemes
 from app.services.ledger import Actor, record_entry
-from app.services.reports import LiveBoardCache, branch_year, first_eligible_month
+from app.services.reports import (
+    LiveBoardCache,
+    branch_year,
+    first_eligible_month,
+    member_standing,
+)
 from tests.factories import build_org
 
 SYSTEM = Actor("test")
@@ -114,3 +119,23 @@ def test_a_cached_board_expires(db):
         board = cache.get(session=s, branch=branch, period="2026-11")
         now[0] = 6.0
         assert cache.get(session=s, branch=branch, period="2026-11") is not board
+
+
+def test_every_audited_write_moves_the_data_version(db):
+    with write_session(db) as s:
+        before = audit.data_version(s)
+        built = build_org(s, members=1)
+        give(s, built.everyone()[0], 11, "online_study", 1)
+        assert audit.data_version(s) > before + 2  # orgs, scheme, entry: each audited
+
+
+def test_a_member_sees_their_newest_points_ranked_against_the_cached_board(db):
+    with write_session(db) as s:
+        built = build_org(s, members=3)
+        first, second, _ = built.everyone()
+        give(s, first, 11, "online_study", 3)
+    with write_session(db) as s:
+        assert member_standing(session=s, person=second, period="2026-11").rank_in_branch == 2
+        give(s, second, 11, "online_study", 5)
+        standing = member_standing(session=s, person=second, period="2026-11")
+    assert (standing.total, standing.rank_in_branch, standing.branch_size) == (Decimal(5), 1, 3)

@@ -47,10 +47,14 @@ def bind_group(
 def first_sight(*, session: Session, platform: str, message_id: str, now: datetime) -> bool:
     """Record a platform message id; False if it was handled before (a redelivery)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(InboundMessage).values(
-        platform=platform, message_id=message_id, received_at=now
-    ).on_conflict_do_nothing(index_elements=["platform", "message_id"])
-    return session.execute(statement).rowcount == 1
+    statement = (
+        insert(InboundMessage)
+        .values(platform=platform, message_id=message_id, received_at=now)
+        .on_conflict_do_nothing(index_elements=["platform", "message_id"])
+        .returning(InboundMessage.id)
+    )
+    # RETURNING rather than rowcount: ORM-enabled inserts do not report rowcount reliably.
+    return session.execute(statement).first() is not None
 
 
 def forget_old_messages(*, session: Session, now: datetime) -> None:
