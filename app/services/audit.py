@@ -4,20 +4,37 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.orm import SessionTransaction
 from sqlmodel import Session, select
 
 from app.models import AuditLog, DataVersion
 
+_VERSION = "partypoints_data_version"
+
 
 def data_version(session: Session) -> int:
-    """The current data version: it moves whenever anything audited changes."""
-    return session.exec(select(DataVersion.version).where(DataVersion.id == 1)).one()
+    """The current data version: it moves whenever anything audited changes.
+
+    Read once per transaction; caches keyed on it then cost one query per request.
+    """
+    version = session.info.get(_VERSION)
+    if version is None:
+        version = session.exec(select(DataVersion.version).where(DataVersion.id == 1)).one()
+        session.info[_VERSION] = version
+    return version
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_version(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is None:
+        session.info.pop(_VERSION, None)
 
 
 def _bump(session: Session) -> None:
     # One row for the whole system: writers queue on its lock, so a version a reader sees is
     # never older than a change it can see (unlike ids, which are not handed out in commit order).
+    session.info.pop(_VERSION, None)
     session.execute(update(DataVersion).where(DataVersion.id == 1)
                     .values(version=DataVersion.version + 1))
 

@@ -116,12 +116,25 @@ def branch_of(session: Session, person: Person) -> Organization:
     return home
 
 
+_schemes_in_force: dict[tuple[str, str, str], tuple[int, tuple[Scheme, int, int]]] = {}
+
+
 def _scheme_for(session: Session, org: Organization, period: str) -> tuple[Scheme, int, int]:
+    """The scheme in force (with its version number and id), reused until the data changes."""
+    key = (str(session.get_bind().url), org.path, period)
+    now = audit.data_version(session)
+    cached = _schemes_in_force.get(key)
+    if cached is not None and cached[0] == now:
+        return cached[1]
     version = schemes.version_for(session=session, org=org, period=period)
     if version is None:
         raise ReportError(f"{period} 没有生效的积分方案")
     assert version.id is not None
-    return schemes.scheme_of(version), version.version, version.id
+    found = (schemes.scheme_of(version), version.version, version.id)
+    if len(_schemes_in_force) > 4096:
+        _schemes_in_force.clear()
+    _schemes_in_force[key] = (now, found)
+    return found
 
 
 def months_in_order(
@@ -149,7 +162,7 @@ def live_scores(
 ) -> dict[int, MonthScore]:
     """Scores of one month from the ledger as it stands (what month close would freeze)."""
     year, month = parse_month(period)
-    scheme, _, _ = _scheme_for(session, org, period)
+    scheme, _, _ = _scheme_for(session, org, period)  # cached: callers may have asked already
     if any(i.cap_per_year is not None for i in scheme.indicators):
         months = months_in_order(session=session, org=org, person_ids=person_ids, year=year,
                                  last=month)
@@ -266,8 +279,9 @@ _live_boards = LiveBoardCache()
 
 
 def clear_live_boards() -> None:
-    """Forget cached live boards (a database was reset under the process, as tests do)."""
+    """Forget cached boards and schemes (a database was reset under the process, as tests do)."""
     _live_boards.clear()
+    _schemes_in_force.clear()
 
 
 def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) -> list[EntryLine]:
