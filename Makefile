@@ -29,10 +29,12 @@ lint: install
 	$(BIN)/ruff format --check app bot miniapp_api tests
 
 # Month close and branch boards against plain-SQL ceilings: 100k members on a scratch PostgreSQL
-# database (needs a server on 127.0.0.1:5432), then 10k members on SQLite. One JSON line each.
+# database (needs a server on 127.0.0.1:5432), then 10k members on SQLite; then /我的积分 over
+# signed DingTalk callbacks against the server's /healthz (PostgreSQL). One JSON line each.
 bench: install
 	$(BIN)/python benchmarks/month_close.py --pg
 	$(BIN)/python benchmarks/month_close.py
+	$(BIN)/python benchmarks/chat_latency.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
