@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sqlalchemy import text
 from sqlmodel import select
 
 from app.db import write_session
@@ -25,7 +26,7 @@ from app.services.ledger import (
     record_entry,
     revoke_entry,
 )
-from app.services.month_close import MonthCloseError, close_month
+from app.services.month_close import PG_CLOSE_SETTINGS, MonthCloseError, close_month
 from app.services.reports import branch_board, live_scores, member_month
 from tests.factories import build_org, preset
 
@@ -94,7 +95,7 @@ SCHEMES = {"edge": EDGE_SCHEME, "edge_base": BASE_MODE, "xinluo": preset("xinluo
 
 
 @pytest.mark.parametrize("scheme_name", list(SCHEMES))
-@settings(max_examples=15, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(october=entry_plan, november=entry_plan)
 def test_close_in_sql_equals_the_pure_rule_month_after_month(db, scheme_name, october,
@@ -149,6 +150,25 @@ def test_close_freezes_ranks_and_is_idempotent(db):
                                                       Decimal(1)]
         assert [rows[p.id].rank_in_branch for p in people] == [3, 1, 1, 4]
         assert s.exec(select(MonthResult)).all().__len__() == 4
+
+
+def test_close_gives_the_transaction_back_its_planner_settings(db):
+    if db.dialect.name != "postgresql":
+        pytest.skip("planner settings are PostgreSQL's")
+    with write_session(db) as s:
+        built = build_org(s, members=2)
+        record_entry(session=s, member_id=built.everyone()[0].id, indicator_code="online_study",
+                     occurred_on=date(2026, 11, 2), reason="学习", actor=SYSTEM)
+        s.execute(text("SET LOCAL enable_hashagg = on"))
+
+        def current() -> dict[str, str]:
+            return {name: s.execute(text("SELECT current_setting(:n)"), {"n": name}).scalar_one()
+                    for name in PG_CLOSE_SETTINGS}
+
+        before = current()
+        assert close_month(session=s, org=built.committee, period="2026-11",
+                           actor_label="t").created
+        assert current() == before
 
 
 def test_publishing_a_new_version_leaves_closed_results_byte_identical(db):
