@@ -227,6 +227,14 @@ def _year_of(period: str) -> tuple[int, int | None] | None:
     return None
 
 
+def _report_period(period: str) -> tuple[int, int | None] | None:
+    """(year, quarter) for a yearly or quarterly report; None for a valid month; else exit."""
+    yearly = _year_of(period)
+    if yearly is None:
+        _valid_period(period)
+    return yearly
+
+
 def _year_board(session: Any, branch: Any, year: int) -> YearBoard:
     today = _today(load_settings_or_exit().tz)
     if year > today.year:
@@ -270,9 +278,7 @@ def report_member(
     as_json: JsonOption = False,
 ) -> None:
     """党员积分明细：某月直到每条记录；季度、年度按方案公式汇总。"""
-    yearly = _year_of(period)
-    if yearly is None:
-        _valid_period(period)
+    yearly = _report_period(period)
     with read_session(engine()) as session:
         person = person_or_fail(session, userid)
         if yearly is not None:
@@ -325,9 +331,7 @@ def report_branch(
     as_json: JsonOption = False,
 ) -> None:
     """支部积分榜与平均分（月度；或年度：含等级、档次）。"""
-    yearly = _year_of(period)
-    if yearly is None:
-        _valid_period(period)
+    yearly = _report_period(period)
     with read_session(engine()) as session:
         branch = org_or_fail(session, org)
         if yearly is not None:
