@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import math
 import os
 import random
 import secrets
@@ -52,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx
 import psycopg
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from app.db import make_engine, write_session
@@ -64,10 +63,10 @@ from app.models import ChatGroup, Organization, Person, Platform, SchemeVersion
 from app.services import orgs, schemes
 from app.services.demo import DEMO_BRANCHES, DEMO_COMMITTEE, HEADER
 from app.services.roster import import_roster
+from benchmarks.common import PG_SERVER, log, percentile, psycopg_conninfo, scratch_pg_database
 from bot.fakes.dingtalk import FakeDingTalk, SentMessage, signed_callback_headers
 
 ROOT = Path(__file__).resolve().parent.parent
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 ACTOR = "bench"
 COMMAND = "/我的积分"
 CALLBACK_PATH = "/bot/dingtalk/callback"
@@ -95,40 +94,14 @@ _GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军
           "娟", "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建华", "志强", "晓东")
 
 
-def log(message: str) -> None:
-    """Progress for the operator; stdout is reserved for the one JSON line."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# ---------------------------------------------------------------- database lifecycle
-
-
-def _psycopg_conninfo(url: str) -> str:
-    # psycopg wants a libpq URI, without SQLAlchemy's "+psycopg" driver suffix.
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @contextmanager
 def scratch_database(args: argparse.Namespace) -> Iterator[str]:
     """The database URL to benchmark; a database this run created is dropped after, always."""
     if args.database_url:
         yield args.database_url
         return
-    name = f"partypoints_bench_chat_{os.getpid()}"
-    admin = _psycopg_conninfo(f"{PG_SERVER}/postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    log(f"created database {name}")
-    try:
-        yield f"{PG_SERVER}/{name}"
-    finally:
-        if args.keep:
-            log(f"kept database {name} (--keep)")
-        else:
-            # FORCE: the server subprocess or a failed run may leave connections behind.
-            with psycopg.connect(admin, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            log(f"dropped database {name}")
+    with scratch_pg_database(f"partypoints_bench_chat_{os.getpid()}", keep=args.keep) as url:
+        yield url
 
 
 # ---------------------------------------------------------------- setup (not timed)
@@ -233,7 +206,7 @@ def setup(engine: Engine, url: str, args: argparse.Namespace, rng: random.Random
     created_at = datetime.now(UTC).isoformat()
     low, high = args.entries_per_member // 2, args.entries_per_member * 3 // 2
     started = time.perf_counter()
-    with psycopg.connect(_psycopg_conninfo(url)) as conn:
+    with psycopg.connect(psycopg_conninfo(url)) as conn:
         with conn.cursor() as cur:
             columns = ", ".join(ENTRY_COLUMNS)
             with cur.copy(f"COPY ledger_entry ({columns}) FROM STDIN") as copy:
@@ -337,15 +310,6 @@ def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator
 
 
 # ---------------------------------------------------------------- timed part
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile: a value that was actually observed."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = max(1, min(len(ordered), math.ceil(share * len(ordered))))
-    return ordered[rank - 1]
 
 
 def figures(latencies_s: Sequence[float], done: int, span_s: float) -> dict[str, float]:

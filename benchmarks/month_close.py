@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -27,12 +26,11 @@ import sys
 import tempfile
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from importlib import resources
 from itertools import accumulate
 from pathlib import Path
 from typing import Any
@@ -42,19 +40,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import psycopg
 from sqlalchemy import insert, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from app.db import make_engine, utcnow, write_session
-from app.domain.scheme import Indicator, IndicatorKind, Scheme, Source
+from app.domain.scheme import Indicator, IndicatorKind, Scheme, Source, preset_text
 from app.domain.vocab import OrgKind
 from app.migrate import upgrade
 from app.models import MonthResult, Organization, SchemeVersion
 from app.services import orgs, schemes
 from app.services.month_close import ScoringSql, close_month
 from app.services.reports import branch_board, live_scores
+from benchmarks.common import PG_SERVER, log, percentile, psycopg_conninfo, scratch_pg_database
 
-PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
 PERIOD = "2026-11"
 EFFECTIVE = date(2026, 1, 1)
 BIG_BRANCH_SIZE = 200
@@ -83,11 +81,6 @@ AGGREGATE_SQL = (
 BOARD_CEILING_SQL = "SELECT * FROM month_result WHERE period = :p AND branch_id = :b"
 
 
-def log(message: str) -> None:
-    """Progress for the operator; stdout is reserved for the one JSON line."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 @dataclass
 class Built:
     """What setup made: ids the timed part and the checks need."""
@@ -107,11 +100,6 @@ class Built:
 # ---------------------------------------------------------------- database lifecycle
 
 
-def _psycopg_conninfo(url: str) -> str:
-    # psycopg wants a libpq URI, without SQLAlchemy's "+psycopg" driver suffix.
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @contextmanager
 def scratch_database(args: argparse.Namespace) -> Iterator[str]:
     """The database URL to benchmark; a database or file this run created is removed after."""
@@ -119,21 +107,8 @@ def scratch_database(args: argparse.Namespace) -> Iterator[str]:
         yield args.database_url
         return
     if args.pg:
-        name = f"partypoints_bench_{os.getpid()}"
-        admin = _psycopg_conninfo(f"{PG_SERVER}/postgres")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        log(f"created database {name}")
-        try:
-            yield f"{PG_SERVER}/{name}"
-        finally:
-            if args.keep:
-                log(f"kept database {name} (--keep)")
-            else:
-                # FORCE: a failed run may leave pooled connections behind.
-                with psycopg.connect(admin, autocommit=True) as conn:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                log(f"dropped database {name}")
+        with scratch_pg_database(f"partypoints_bench_{os.getpid()}", keep=args.keep) as url:
+            yield url
         return
     folder = Path(tempfile.mkdtemp(prefix="partypoints_bench_"))
     try:
@@ -146,11 +121,6 @@ def scratch_database(args: argparse.Namespace) -> Iterator[str]:
 
 
 # ---------------------------------------------------------------- setup (not timed)
-
-
-def preset_text(name: str) -> str:
-    """The text of a shipped scheme preset, exactly as `scheme publish` would read it."""
-    return resources.files("app.presets").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
 
 
 def build_tree(engine: Engine, branches: int, big_branches: int) -> tuple[int, list[int], int]:
@@ -261,7 +231,7 @@ def entry_rows(
 def load_pg(url: str, built: Built, homes: list[int], rng: random.Random, per_member: int) -> None:
     """Persons and entries by COPY, then VACUUM ANALYZE so the planner and heap are settled."""
     started = time.perf_counter()
-    with psycopg.connect(_psycopg_conninfo(url)) as conn:
+    with psycopg.connect(psycopg_conninfo(url)) as conn:
         with conn.cursor() as cur:
             with cur.copy("COPY person (name, member_type, organization_id, active, created_at)"
                           " FROM STDIN") as copy:
@@ -358,13 +328,6 @@ def setup(engine: Engine, url: str, args: argparse.Namespace, rng: random.Random
 
 
 # ---------------------------------------------------------------- timed part
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    """Nearest-rank percentile: a value that was actually observed."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), math.ceil(share * len(ordered))))
-    return ordered[rank - 1]
 
 
 def time_aggregate(engine: Engine, runs: int = 3) -> list[float]:

@@ -4,18 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from importlib import resources
 
 from sqlmodel import Session
 
+from app.domain.scheme import preset_text
 from app.domain.vocab import MemberType, OrgKind, Role
 from app.models import Organization, Person, RoleAssignment
 from app.services import orgs, schemes
-
-
-def preset(name: str) -> str:
-    """The text of a shipped preset."""
-    return resources.files("app.presets").joinpath(f"{name}.yaml").read_text(encoding="utf-8")
 
 
 @dataclass
@@ -60,7 +55,7 @@ def build_org(
                                            organization_id=branch.id))
             built.members[branch.id].append(person)
     if scheme is not None:
-        schemes.publish(session=session, org=committee, content=preset(scheme),
+        schemes.publish(session=session, org=committee, content=preset_text(scheme),
                         effective_from=effective, actor_label="test")
     session.flush()
     return built

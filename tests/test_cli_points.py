@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.db import write_session
+from app.domain.scheme import preset_text as preset
 from app.models import SchemeVersion
-from tests.factories import preset
 
 runner = CliRunner()
 ORG = "示范集团党委"

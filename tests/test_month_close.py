@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from app.db import write_session
 from app.domain.scheme import load_scheme
+from app.domain.scheme import preset_text as preset
 from app.domain.scoring import counted_to_date, score_month
 from app.models import EntrySource, LedgerEntry, MonthResult, Organization, PeriodClose
 from app.services import schemes
@@ -28,7 +29,7 @@ from app.services.ledger import (
 )
 from app.services.month_close import PG_CLOSE_SETTINGS, MonthCloseError, close_month
 from app.services.reports import branch_board, live_scores, member_month
-from tests.factories import build_org, preset
+from tests.factories import build_org
 
 SYSTEM = Actor("test")
 

@@ -10,13 +10,13 @@ from typing import Protocol
 from sqlalchemy.engine import Engine
 
 from app.db import write_session
+from app.domain.scheme import preset_text as preset
 from app.models import LeaveRequest, Organization
 from app.services import orgs, schemes
 from app.services.activities import create_activity
 from app.services.demo import seed_demo
 from app.services.ledger import Actor, record_entry
 from app.services.people import find_person
-from tests.factories import preset
 
 SECRETARY = "demo-dt-001"  # 生产第一党支部's secretary
 MEMBER = "demo-dt-005"  # an ordinary member there

@@ -1,0 +1,52 @@
+"""What every benchmark shares: progress lines, percentiles and a scratch PostgreSQL database."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432"
+
+
+def log(message: str) -> None:
+    """Progress for the operator; stdout is reserved for the one JSON line."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def psycopg_conninfo(url: str) -> str:
+    """A SQLAlchemy URL as the libpq URI psycopg wants (no "+psycopg" driver suffix)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    """Nearest-rank percentile: a value that was actually observed (NaN for no values)."""
+    ordered = sorted(values)
+    if not ordered:
+        return math.nan
+    rank = max(1, min(len(ordered), math.ceil(share * len(ordered))))
+    return ordered[rank - 1]
+
+
+@contextmanager
+def scratch_pg_database(name: str, *, keep: bool) -> Iterator[str]:
+    """Create database `name` on the local server, yield its URL, and drop it after, always."""
+    admin = psycopg_conninfo(f"{PG_SERVER}/postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    log(f"created database {name}")
+    try:
+        yield f"{PG_SERVER}/{name}"
+    finally:
+        if keep:
+            log(f"kept database {name} (--keep)")
+        else:
+            # FORCE: a server subprocess or a failed run may leave connections behind.
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            log(f"dropped database {name}")
