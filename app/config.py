@@ -7,7 +7,7 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import SecretStr, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -36,7 +36,18 @@ class Settings(BaseSettings):
     dingtalk_client_secret: SecretStr = SecretStr("")
     dingtalk_robot_code: str = ""
     dingtalk_card_template_id: str = ""
+    dingtalk_corp_id: str = ""
     http_timeout_s: float = 10.0
+
+    # Activities and check-in. The QR token changes every CHECKIN_QR_ROTATE_S seconds and is
+    # accepted in its own window and the next one only.
+    checkin_qr_rotate_s: int = Field(default=20, ge=5, le=600)
+    checkin_opens_before_min: int = Field(default=30, ge=0)
+    checkin_closes_after_min: int = Field(default=30, ge=0)
+    checkin_late_after_min: int = Field(default=10, ge=0)
+    leave_deadline_before_min: int = Field(default=0, ge=0)
+    # H5 and mini-app login sessions (signed with SECRET_KEY) last this long.
+    session_ttl_s: int = Field(default=4 * 3600, ge=60)
 
     @property
     def robot_code(self) -> str:

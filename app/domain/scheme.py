@@ -13,7 +13,7 @@ from fractions import Fraction
 from functools import cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -31,6 +31,7 @@ from app.domain.vocab import BranchCategory, Labelled, Role
 CODE_PATTERN = r"^[a-z][a-z0-9_]*$"
 Code = Annotated[str, Field(pattern=CODE_PATTERN, max_length=64)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+LeaveKindCode = Literal["sick", "personal", "official"]
 
 
 class Level(Labelled):
@@ -248,6 +249,17 @@ class VetoRules(_Frozen):
     disqualify_year: bool = True
 
 
+class AttendanceRules(_Frozen):
+    """Which automatic indicators an activity's final attendance records (None: nothing)."""
+
+    present: Code | None = None
+    # Recorded on top of `present` for a late check-in.
+    late: Code | None = None
+    absent: Code | None = None
+    # Kinds of approved leave that excuse an absence: sick, personal, official.
+    excused_leave: tuple[LeaveKindCode, ...] = ("sick", "personal", "official")
+
+
 class Scheme(_Frozen):
     """A complete, validated points scheme."""
 
@@ -265,6 +277,7 @@ class Scheme(_Frozen):
     stars: tuple[StarLevel, ...] = ()
     ranking: Ranking = Ranking()
     veto: VetoRules = VetoRules()
+    attendance: AttendanceRules = AttendanceRules()
 
     @cached_property
     def indicator_by_code(self) -> dict[str, Indicator]:
@@ -457,6 +470,15 @@ def _check(s: Scheme) -> list[tuple[str, str]]:
         for ri, code in enumerate(lv.required):
             if code not in seen_ind:
                 out.append((f"stars[{li}].required[{ri}]", f"未知的指标“{code}”"))
+
+    for field in ("present", "late", "absent"):
+        code = getattr(s.attendance, field)
+        if code is not None and code not in seen_ind:
+            out.append((f"attendance.{field}", f"未知的指标“{code}”"))
+        elif code is not None and s.indicator_by_code[code].source is not Source.automatic:
+            out.append((f"attendance.{field}", f"指标“{code}”的来源须为自动（automatic）"))
+    if len(set(s.attendance.excused_leave)) != len(s.attendance.excused_leave):
+        out.append(("attendance.excused_leave", "有请假类型重复列出"))
 
     if s.ranking.mode is RankingMode.top_n and s.ranking.n is None:
         out.append(("ranking.n", "排名方式为 top_n 时须设置 n"))

@@ -3,7 +3,12 @@
 from app.domain.vocab import BranchCategory, MemberType, OrgKind, Role
 from app.models.activities import (
     Activity,
+    ActivityBranch,
     ActivityStatus,
+    Attendance,
+    AttendeeOverride,
+    CheckIn,
+    CheckInMethod,
     LeaveKind,
     LeaveRequest,
     LeaveStatus,
@@ -13,6 +18,7 @@ from app.models.base import SQLModel
 from app.models.chat import ChatGroup, Platform
 from app.models.inbound import InboundMessage
 from app.models.org import Organization
+from app.models.outbox import OutboxMessage, OutboxStatus
 from app.models.people import Person, RoleAssignment
 from app.models.points import (
     EntryReview,
@@ -30,10 +36,15 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "Activity",
+    "ActivityBranch",
     "ActivityStatus",
+    "Attendance",
+    "AttendeeOverride",
     "AuditLog",
     "BranchCategory",
     "ChatGroup",
+    "CheckIn",
+    "CheckInMethod",
     "DataVersion",
     "EntryReview",
     "EntrySource",
@@ -48,6 +59,8 @@ __all__ = [
     "MonthResult",
     "OrgKind",
     "Organization",
+    "OutboxMessage",
+    "OutboxStatus",
     "PeriodClose",
     "Person",
     "Platform",

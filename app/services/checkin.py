@@ -1,0 +1,195 @@
+"""Checking in to an activity: by scanning the room's rotating QR code, or marked by hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import Session, col, func, select
+
+from app.domain.checkin import (
+    TokenError,
+    TokenExpired,
+    WindowState,
+    distance_m,
+    is_late,
+    make_token,
+    read_token,
+    window_index,
+    window_state,
+)
+from app.models import Activity, ActivityStatus, CheckIn, CheckInMethod, Person
+from app.services import audit
+from app.services.activities import (
+    ActivityError,
+    expected_attendees,
+    is_expected,
+    managed_activity,
+    status_at,
+)
+
+
+class CheckInRefused(ActivityError):
+    """A check-in was refused; `code` says why for programs, the message says it for people."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class CheckInResult:
+    """A check-in, and whether this call made it (False: the person had already checked in)."""
+
+    activity: Activity
+    check_in: CheckIn
+    created: bool
+
+
+@dataclass(frozen=True)
+class LiveCount:
+    """What the room screen shows: how many of those expected are in, and the latest names."""
+
+    expected: int
+    checked_in: int
+    visitors: int
+    latest: list[str]
+
+
+def current_token(*, secret: str, activity_id: int, now: datetime, rotate_s: int) -> str:
+    """The token the room screen shows now."""
+    return make_token(secret=secret, activity_id=activity_id,
+                      window=window_index(now, rotate_s))
+
+
+def check_in(
+    *, session: Session, person: Person, token: str, now: datetime, secret: str,
+    rotate_s: int, platform: str = "", position: tuple[float, float] | None = None,
+) -> CheckInResult:
+    """Check the person in with a scanned token; a repeat returns the first check-in."""
+    try:
+        activity_id = read_token(secret=secret, token=token,
+                                 current_window=window_index(now, rotate_s))
+    except TokenExpired as exc:
+        raise CheckInRefused("expired", str(exc)) from None
+    except TokenError as exc:
+        raise CheckInRefused("invalid", str(exc)) from None
+    activity = session.get(Activity, activity_id)
+    if activity is None:
+        raise CheckInRefused("invalid", "找不到该活动，请扫描会场屏幕上的签到码")
+    existing = _existing(session, activity_id, person.id)
+    if existing is not None:
+        return CheckInResult(activity, existing, created=False)
+    _check_window(activity, now)
+    visitor = not is_expected(session=session, activity=activity, person=person)
+    if visitor and not activity.allow_visitors:
+        raise CheckInRefused("not_expected",
+                             "您不在本次活动的应到人员名单中，如有疑问请联系支部书记")
+    distance = _check_geofence(activity, position)
+    late = is_late(checked_in_at=now, starts_at=activity.starts_at,
+                   late_after_min=activity.late_after_min)
+    row = _insert(session, dict(activity_id=activity_id, person_id=person.id, checked_in_at=now,
+                                late=late, visitor=visitor, method=CheckInMethod.SCAN.value,
+                                platform=platform, distance_m=distance, reason=""))
+    if row is None:  # a concurrent scan by the same person won the race
+        existing = _existing(session, activity_id, person.id)
+        assert existing is not None
+        return CheckInResult(activity, existing, created=False)
+    return CheckInResult(activity, row, created=True)
+
+
+def _existing(session: Session, activity_id: int, person_id: int | None) -> CheckIn | None:
+    return session.exec(select(CheckIn).where(CheckIn.activity_id == activity_id,
+                                              CheckIn.person_id == person_id)).first()
+
+
+def _check_window(activity: Activity, now: datetime) -> None:
+    stored = ActivityStatus(activity.status)
+    if stored is ActivityStatus.CANCELLED:
+        raise CheckInRefused("cancelled", "该活动已取消")
+    if stored in (ActivityStatus.FINAL, ActivityStatus.CLOSED):
+        raise CheckInRefused("closed", "签到已结束")
+    state = window_state(now=now, opens_at=activity.checkin_opens_at,
+                         closes_at=activity.checkin_closes_at)
+    if state is WindowState.NOT_OPEN:
+        raise CheckInRefused("not_open", "签到尚未开始，请在签到开放后再扫码")
+    if state is WindowState.CLOSED:
+        raise CheckInRefused("closed", "签到已结束")
+
+
+def _check_geofence(activity: Activity, position: tuple[float, float] | None) -> int | None:
+    if activity.geo_radius_m is None or activity.geo_lat is None or activity.geo_lng is None:
+        return None
+    if position is None:
+        raise CheckInRefused("position_required", "本次活动需要现场签到，请允许获取位置后重新扫码")
+    distance = round(distance_m(activity.geo_lat, activity.geo_lng, *position))
+    if distance > activity.geo_radius_m:
+        raise CheckInRefused("outside", f"您不在签到范围内（距会场约 {distance} 米，"
+                             f"需在 {activity.geo_radius_m} 米以内）")
+    return distance
+
+
+def _insert(session: Session, values: dict[str, object]) -> CheckIn | None:
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    statement = (insert(CheckIn).values(**values)
+                 .on_conflict_do_nothing(index_elements=["activity_id", "person_id"])
+                 .returning(CheckIn))
+    return session.execute(statement).scalars().first()
+
+
+def mark_present(
+    *, session: Session, activity_id: int, person_id: int, actor: Person, reason: str,
+    now: datetime,
+) -> CheckInResult:
+    """A secretary records someone as present after the fact, with a reason (audited)."""
+    activity = managed_activity(session=session, activity_id=activity_id, person=actor)
+    state = status_at(activity, now)
+    if state in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
+        raise ActivityError(f"活动{state.label}，不能再补登签到")
+    if not reason.strip():
+        raise ActivityError("补登签到请写明原因，例如：现场签到时手机没电")
+    person = session.get(Person, person_id)
+    if person is None or not is_expected(session=session, activity=activity, person=person):
+        raise ActivityError("该人员不在本次活动的应到人员名单中")
+    existing = _existing(session, activity_id, person_id)
+    if existing is not None:
+        return CheckInResult(activity, existing, created=False)
+    row = CheckIn(activity_id=activity_id, person_id=person_id, checked_in_at=now,
+                  method=CheckInMethod.MANUAL, marked_by_id=actor.id, reason=reason.strip())
+    session.add(row)
+    session.flush()
+    audit.record(session=session, actor_id=actor.id, actor_label=actor.name, action="mark_present",
+                 entity="check_in", entity_id=row.id,
+                 after={"activity_id": activity_id, "person_id": person_id,
+                        "reason": row.reason})
+    return CheckInResult(activity, row, created=True)
+
+
+def check_ins(*, session: Session, activity_id: int) -> list[tuple[CheckIn, Person]]:
+    """Every check-in of an activity with the person, in the order they came."""
+    return list(session.exec(
+        select(CheckIn, Person).join(Person, col(Person.id) == CheckIn.person_id)
+        .where(CheckIn.activity_id == activity_id).order_by(col(CheckIn.checked_in_at))
+    ).all())
+
+
+def live_count(*, session: Session, activity: Activity, latest: int = 8) -> LiveCount:
+    """Checked-in against expected, and the latest names, for the room screen."""
+    expected = {p.id for p in expected_attendees(session=session, activity=activity)}
+    rows = session.exec(
+        select(CheckIn.person_id, Person.name, CheckIn.visitor)
+        .join(Person, col(Person.id) == CheckIn.person_id)
+        .where(CheckIn.activity_id == activity.id)
+        .order_by(col(CheckIn.checked_in_at).desc(), col(CheckIn.id).desc())
+    ).all()
+    inside = sum(1 for pid, _, _ in rows if pid in expected)
+    visitors = sum(1 for _, _, visitor in rows if visitor)
+    return LiveCount(len(expected), inside, visitors, [name for _, name, _ in rows[:latest]])
+
+
+def count_check_ins(*, session: Session, activity_id: int) -> int:
+    """How many check-ins an activity has (for tests and benchmarks)."""
+    return session.exec(select(func.count()).select_from(CheckIn)
+                        .where(CheckIn.activity_id == activity_id)).one()
