@@ -22,6 +22,7 @@ run: install
 
 test: install
 	$(BIN)/ruff check .
+	scripts/ensure_chromium.sh
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install

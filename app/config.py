@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     dingtalk_corp_id: str = ""
     http_timeout_s: float = 10.0
 
+    # WeCom app (H5 OAuth login); the rest of WeCom is configured with the WeCom adapter.
+    wecom_corp_id: str = ""
+    wecom_agent_id: str = ""
+    wecom_open_base: str = "https://open.weixin.qq.com"
+
     # Activities and check-in. The QR token changes every CHECKIN_QR_ROTATE_S seconds and is
     # accepted in its own window and the next one only.
     checkin_qr_rotate_s: int = Field(default=20, ge=5, le=600)
@@ -46,6 +51,9 @@ class Settings(BaseSettings):
     checkin_closes_after_min: int = Field(default=30, ge=0)
     checkin_late_after_min: int = Field(default=10, ge=0)
     leave_deadline_before_min: int = Field(default=0, ge=0)
+    # Deliver the outbox and make due attendance final inside the web process (one process
+    # only; production runs `partypoints scheduler` for this and sets it false).
+    embedded_worker: bool = True
     # H5 and mini-app login sessions (signed with SECRET_KEY) last this long.
     session_ttl_s: int = Field(default=4 * 3600, ge=60)
 

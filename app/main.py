@@ -15,12 +15,21 @@ from sqlalchemy import text
 
 from app import migrate
 from app.config import Settings, load_settings_or_exit
-from app.db import make_engine
+from app.db import make_engine, utcnow
 from app.deps import EngineDep
+from app.ports import LoginCodeResolver
+from app.services.attendance import finalize_due
 from bot import simulator
 from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
-from bot.runtime import build_dispatcher, dingtalk_deliverer, dingtalk_stream
+from bot.outbox_worker import OutboxWorker, Sender
+from bot.runtime import (
+    DingTalkLogin,
+    build_dispatcher,
+    dingtalk_deliverer,
+    dingtalk_stream,
+)
+from miniapp_api import web
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +40,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     http = httpx.Client(timeout=settings.http_timeout_s)
 
+    senders: dict[str, Sender] = {}
+    resolvers: dict[str, LoginCodeResolver] = {}
+    worker = OutboxWorker(engine=engine, senders=senders)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Everything loaded so far lives as long as the process; freezing it keeps the periodic
         # full collections (tens of ms, seen as p99 spikes on boards) from rescanning it.
         gc.collect()
         gc.freeze()
+        if settings.embedded_worker:
+            worker.start(extra=lambda: finalize_due(engine=engine, now=utcnow(),
+                                                    tz=settings.tz))
         yield
+        worker.stop()
         http.close()
         engine.dispose()
 
@@ -46,10 +63,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.dispatcher = build_dispatcher(engine=engine, settings=settings)
     app.state.dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
+    app.state.login_resolvers = resolvers
+    app.state.outbox_worker = worker
     app.include_router(dingtalk_callback.router)
+    if app.state.dingtalk is not None:
+        senders["dingtalk"] = app.state.dingtalk.notify
+        resolvers["dingtalk"] = DingTalkLogin(app.state.dingtalk.client)
     if settings.app_env == "dev":
         app.state.simulator_feed = SimulatorFeed()
         app.include_router(simulator.router)
+        # Without a DingTalk app the simulator stands in for it (its people use DingTalk ids).
+        senders.setdefault("dingtalk", app.state.simulator_feed.send)
+    web.install(app, settings)
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.types import Outcome, Reply
+from bot.types import Notification, Outcome, Reply
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,10 @@ class SimulatorFeed:
         with self._lock:
             posts = list(self._posts)
         return len(posts), posts[index:]
+
+    def send(self, note: Notification) -> None:
+        """Record one notification (the outbox worker's sender for the simulator)."""
+        self.add(reply=note.reply, chat_id=note.chat_id, user_id=note.user_id)
 
     def record(self, outcome: Outcome) -> None:
         """Record the notifications (the reply itself goes back in the HTTP response)."""

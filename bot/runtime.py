@@ -9,11 +9,26 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from app.config import Settings
+from app.ports import LoginRejected
 from bot.commands import ROUTERS, fallback
 from bot.dingtalk.adapter import DingTalkDeliverer, handle_bot_message, handle_card_click
-from bot.dingtalk.client import DingTalkClient
+from bot.dingtalk.client import DingTalkClient, DingTalkError
 from bot.dingtalk.stream import StreamClient
 from bot.dispatcher import Dispatcher
+
+
+class DingTalkLogin:
+    """The DingTalk H5 login port: a requestAuthCode code to a userid (platforms.md §4)."""
+
+    def __init__(self, client: DingTalkClient) -> None:
+        self.client = client
+
+    def userid_for_code(self, code: str) -> str:
+        """The userid the code was issued to; LoginRejected when DingTalk refuses it."""
+        try:
+            return self.client.userid_from_auth_code(code)
+        except DingTalkError as exc:
+            raise LoginRejected(f"{exc.code} {exc.message}") from None
 
 
 def build_dispatcher(*, engine: Engine, settings: Settings) -> Dispatcher:

@@ -7,6 +7,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from app.services.notices import Notice
+
 
 class ChatType(StrEnum):
     """Where a message was written."""
@@ -54,6 +56,14 @@ class Reply:
     mention_sender: bool = False
     # Cards are tracked by this id so that a click can update the same card.
     card_id: str | None = None
+
+
+def reply_from_notice(notice: Notice, *, mention_sender: bool = False) -> Reply:
+    """A core notice (app.services.notices) as a chat reply."""
+    return Reply(notice.text, title=notice.title, markdown=notice.markdown,
+                 buttons=tuple(Button(b.label, b.action, dict(b.params), b.command)
+                               for b in notice.buttons),
+                 mention_sender=mention_sender, card_id=notice.card_id)
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,8 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[Setti
     """Process settings pointing at the test database (for CLI and app tests)."""
     monkeypatch.setenv("DATABASE_URL", db_url)
     monkeypatch.setenv("APP_ENV", "dev")
+    # Tests drive the outbox and attendance jobs themselves, deterministically.
+    monkeypatch.setenv("EMBEDDED_WORKER", "false")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()

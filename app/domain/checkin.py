@@ -6,11 +6,16 @@ import base64
 import hashlib
 import hmac
 import math
+import re
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 EXPIRED_MESSAGE = "二维码已过期，请重新扫码"
 INVALID_MESSAGE = "二维码无效，请扫描会场屏幕上的签到码"
+
+
+# ASCII digits only (str.isdigit also accepts "²"), and short enough to stay a sane integer.
+_NUMBER = re.compile(r"[0-9]{1,15}")
 
 
 class TokenError(ValueError):
@@ -45,7 +50,7 @@ def make_token(*, secret: str, activity_id: int, window: int) -> str:
 def read_token(*, secret: str, token: str, current_window: int) -> int:
     """The activity id of a genuine token from the current or the previous window."""
     parts = token.strip().split(".")
-    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+    if len(parts) != 3 or not all(_NUMBER.fullmatch(p) for p in parts[:2]):
         raise TokenError(INVALID_MESSAGE)
     activity_id, window = int(parts[0]), int(parts[1])
     if not hmac.compare_digest(parts[2], _signature(secret, activity_id, window)):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from app.db import read_session, write_session
 from app.domain.checkin import Outcome, attendance_outcome, indicators_for
 from app.domain.periods import month_key_of, parse_month
 from app.domain.scheme import AttendanceRules
@@ -26,7 +29,15 @@ from app.models import (
 )
 from app.services import audit, notices, schemes
 from app.services.activities import ActivityError, expected_attendees, managed_activity
-from app.services.ledger import Actor, first_open_period, indicator_name, record_entry
+from app.services.ledger import (
+    Actor,
+    LedgerError,
+    first_open_period,
+    indicator_name,
+    record_entry,
+)
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -162,3 +173,18 @@ def attendance_of(*, session: Session, activity_id: int) -> list[tuple[Attendanc
     return list(session.exec(
         select(Attendance, Person).join(Person, col(Person.id) == Attendance.person_id)
         .where(Attendance.activity_id == activity_id).order_by(col(Person.id))).all())
+
+
+def finalize_due(*, engine: Engine, now: datetime, tz: ZoneInfo) -> int:
+    """Make final every activity whose window has passed, each in its own transaction."""
+    with read_session(engine) as session:
+        due = due_for_final(session=session, now=now)
+    done = 0
+    for activity_id in due:
+        try:
+            with write_session(engine) as session:
+                done += finalize(session=session, activity_id=activity_id, now=now,
+                                 tz=tz).changed
+        except (ActivityError, LedgerError) as exc:
+            log.warning("attendance of activity %s not made final: %s", activity_id, exc)
+    return done

@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from app.models import Activity, LeaveKind, LeaveRequest, LeaveStatus, Person, Platform
 from app.services import outbox
+from app.services.activities import approvers_of
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,22 @@ def leave_decided(*, leave: LeaveRequest) -> Notice:
     verdict = LeaveStatus(leave.status).label
     why = f"，理由：{leave.decision_reason}" if leave.decision_reason else ""
     return Notice(f"您的请假申请 Q{leave.id} {verdict}{why}。")
+
+
+def queue_leave_requested(*, session: Session, leave: LeaveRequest, when: str) -> int:
+    """Queue the decision card to each secretary who may decide; how many were reached."""
+    activity = session.get(Activity, leave.activity_id)
+    member = session.get(Person, leave.person_id)
+    assert activity is not None and member is not None
+    card = leave_request_card(leave=leave, member=member, activity=activity, when=when)
+    return sum(send_to_person(session=session, person=secretary, kind="leave-requested",
+                              key=f"leave-{leave.id}", notice=card)
+               for secretary in approvers_of(session=session, leave=leave))
+
+
+def queue_leave_decided(*, session: Session, leave: LeaveRequest) -> bool:
+    """Queue the outcome of a leave request to the member who asked."""
+    member = session.get(Person, leave.person_id)
+    assert member is not None
+    return send_to_person(session=session, person=member, kind="leave-decided",
+                          key=f"leave-{leave.id}", notice=leave_decided(leave=leave))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from app.models import LeaveStatus
+from app.models import Activity, LeaveStatus
 from app.services.access import platform_userid
 from app.services.activities import LEAVE_KINDS, approvers_of, request_leave, upcoming
+from app.services.notices import leave_request_card
 from bot.dispatcher import Context, Router, UserError
-from bot.types import Button, Notification, Outcome, Reply
+from bot.types import Notification, Outcome, Reply, reply_from_notice
 
 router = Router()
 
@@ -45,16 +46,11 @@ def ask_leave(ctx: Context) -> Outcome:
                         "发送 /活动 查看序号。")
     leave = request_leave(session=ctx.session, person=ctx.person, activity_id=int(ctx.args[0]),
                           kind=ctx.args[1], reason=" ".join(ctx.args[2:]), now=ctx.now)
-    activity = leave.activity_id
-    card = Reply(
-        f"{ctx.person.name} 申请请假（Q{leave.id}）\n活动序号 {activity}\n"
-        f"类型：{ctx.args[1]}\n理由：{leave.reason}",
-        title="请假申请", card_id=f"leave-{leave.id}",
-        buttons=(Button("批准", "leave.approve", {"leave_id": str(leave.id)},
-                        f"/批准 Q{leave.id}"),
-                 Button("驳回", "leave.reject", {"leave_id": str(leave.id)},
-                        f"/驳回 Q{leave.id} 理由")),
-    )
+    activity = ctx.session.get(Activity, leave.activity_id)
+    assert activity is not None
+    card = reply_from_notice(leave_request_card(leave=leave, member=ctx.person,
+                                                activity=activity,
+                                                when=local(ctx, activity.starts_at)))
     notifications = [
         Notification(ctx.message.platform, card, user_id=uid)
         for secretary in approvers_of(session=ctx.session, leave=leave)

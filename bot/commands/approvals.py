@@ -11,9 +11,10 @@ from app.models import LeaveRequest, LeaveStatus, Person
 from app.services.access import platform_userid
 from app.services.activities import decide_leave, pending_leaves
 from app.services.ledger import Actor, indicator_name, pending_in_branches, review_entry
+from app.services.notices import leave_decided
 from bot.commands.points import fmt
 from bot.dispatcher import Context, Router, UserError
-from bot.types import CardAction, Notification, Outcome, Reply
+from bot.types import CardAction, Notification, Outcome, Reply, reply_from_notice
 
 router = Router()
 SECRETARY = (Role.branch_secretary,)
@@ -56,10 +57,7 @@ def _decided(session: Session, leave: LeaveRequest, platform: str) -> list[Notif
     uid = platform_userid(member, platform) if member else None
     if uid is None:
         return []
-    verdict = LeaveStatus(leave.status).label
-    why = f"，理由：{leave.decision_reason}" if leave.decision_reason else ""
-    return [Notification(platform, Reply(f"您的请假申请 Q{leave.id} {verdict}{why}。"),
-                         user_id=uid)]
+    return [Notification(platform, reply_from_notice(leave_decided(leave=leave)), user_id=uid)]
 
 
 def _decide(ctx: Context, *, approve: bool) -> Outcome:

@@ -1,0 +1,31 @@
+"""Wires the mini-app API and the H5 pages into an application."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.config import Settings
+from miniapp_api import api, auth, checkin, pages
+from miniapp_api.deps import NeedsLogin
+from miniapp_api.templating import STATIC_DIR, configure
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Add the API routes, the H5 pages and their static files to `app`."""
+    configure(settings.tz)
+    app.include_router(auth.router)
+    if settings.app_env == "dev":
+        app.include_router(auth.dev_router)
+    app.include_router(checkin.api_router)
+    app.include_router(api.router)
+    app.include_router(checkin.page_router)
+    app.include_router(pages.router)
+    app.mount("/h5/static", StaticFiles(directory=STATIC_DIR), name="h5-static")
+
+    @app.exception_handler(NeedsLogin)
+    async def to_login(_: Request, exc: NeedsLogin) -> RedirectResponse:
+        return RedirectResponse(f"/h5/login?next={quote(exc.next_url, safe='')}", 303)
