@@ -9,7 +9,14 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.config import Settings
-from miniapp_api import api, auth, checkin, pages
+from miniapp_api import (
+    api_activities,
+    api_me,
+    auth,
+    checkin,
+    pages_activities,
+    pages_me,
+)
 from miniapp_api.deps import NeedsLogin
 from miniapp_api.templating import STATIC_DIR, configure
 
@@ -21,9 +28,11 @@ def install(app: FastAPI, settings: Settings) -> None:
     if settings.app_env == "dev":
         app.include_router(auth.dev_router)
     app.include_router(checkin.api_router)
-    app.include_router(api.router)
+    app.include_router(api_me.router)
+    app.include_router(api_activities.router)
     app.include_router(checkin.page_router)
-    app.include_router(pages.router)
+    app.include_router(pages_me.router)
+    app.include_router(pages_activities.router)
     app.mount("/h5/static", StaticFiles(directory=STATIC_DIR), name="h5-static")
 
     @app.exception_handler(NeedsLogin)

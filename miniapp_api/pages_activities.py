@@ -1,4 +1,4 @@
-"""H5 pages: my points, my ledger, activities, leave, approvals and the branch board."""
+"""H5 pages (placeholder until filled)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The mini-app JSON API under /api/v1: me, points, ledger, activities, leave, boards."""
+"""Mini-app JSON API under /api/v1 (placeholder until filled)."""
 
 from __future__ import annotations
 
