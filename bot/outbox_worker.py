@@ -9,7 +9,7 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from app.db import utcnow, write_session
+from app.db import read_session, utcnow, write_session
 from app.models import OutboxMessage
 from app.services import outbox
 from app.services.notices import Notice
@@ -44,6 +44,10 @@ class OutboxWorker:
 
     def run_once(self) -> int:
         """Send one batch of due rows; how many were sent."""
+        # Look before taking the write lock: an idle worker must not queue behind real writers.
+        with read_session(self.engine) as session:
+            if not outbox.any_due(session=session, now=self.clock()):
+                return 0
         with write_session(self.engine) as session:
             rows = outbox.claim_due(session=session, now=self.clock(), limit=self.batch)
         sent = 0

@@ -15,6 +15,7 @@ from app.db import read_session, write_session
 from app.domain.checkin import Outcome, attendance_outcome, indicators_for
 from app.domain.periods import month_key_of, parse_month
 from app.domain.scheme import AttendanceRules
+from app.domain.vocab import MemberType
 from app.models import (
     Activity,
     ActivityStatus,
@@ -105,8 +106,10 @@ def finalize(
             checked_in=check is not None, late=bool(check and check.late),
             approved_leave_kind=str(leave.kind) if leave else None,
             excused_kinds=rules.excused_leave if rules else ("sick", "personal", "official"))
+        # A 群众 invited to the meeting (e.g. an activist at 党课) has attendance, not points.
+        scored = rules is not None and person.member_type != MemberType.masses
         codes = indicators_for(outcome, present=rules.present, late=rules.late,
-                               absent=rules.absent) if rules else []
+                               absent=rules.absent) if rules and scored else []
         entries = [_record(session, person, code, day, activity, outcome, who) for code in codes]
         session.add(Attendance(activity_id=activity_id, person_id=person.id, outcome=outcome,
                                entry_ids=[e.id for e in entries]))

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from app.db import utcnow
 from app.models import OutboxMessage, OutboxStatus
@@ -31,12 +32,21 @@ def enqueue(*, session: Session, kind: str, period: str, platform: str, target: 
     return session.execute(statement).first() is not None
 
 
+def _due(now: datetime) -> SelectOfScalar[OutboxMessage]:
+    return (select(OutboxMessage)
+            .where(col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.FAILED]),
+                   OutboxMessage.next_attempt_at <= now)
+            .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)))
+
+
+def any_due(*, session: Session, now: datetime) -> bool:
+    """Whether any post is due to be sent."""
+    return session.exec(_due(now).limit(1)).first() is not None
+
+
 def claim_due(*, session: Session, now: datetime, limit: int = 50) -> list[OutboxMessage]:
     """Mark up to `limit` due posts as being sent (by this worker) and return them."""
-    query = (select(OutboxMessage)
-             .where(col(OutboxMessage.status).in_([OutboxStatus.PENDING, OutboxStatus.FAILED]),
-                    OutboxMessage.next_attempt_at <= now)
-             .order_by(col(OutboxMessage.next_attempt_at), col(OutboxMessage.id)).limit(limit))
+    query = _due(now).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     rows = list(session.exec(query))
