@@ -145,7 +145,7 @@ def expected_attendees(*, session: Session, activity: Activity) -> list[Person]:
         select(Person)
         .join(Organization, col(Organization.id) == Person.organization_id)
         .where(col(Person.active).is_(True), Person.member_type != MemberType.masses)
-        .where(_under_any(paths))
+        .where(under_any(paths))
     ).all()
     chosen = {p.id: p for p in members if overrides.get(p.id, True)}
     added = [pid for pid, wanted in overrides.items() if wanted and pid not in chosen]
@@ -155,7 +155,8 @@ def expected_attendees(*, session: Session, activity: Activity) -> list[Person]:
     return sorted(chosen.values(), key=lambda p: p.id or 0)
 
 
-def _under_any(paths: Sequence[str]) -> ColumnElement[bool]:
+def under_any(paths: Sequence[str]) -> ColumnElement[bool]:
+    """SQL condition: the organisation is in the subtree of one of `paths`."""
     return or_(false(), *(col(Organization.path).startswith(p) for p in paths))
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import exists, literal
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
@@ -20,14 +22,25 @@ from app.domain.checkin import (
     window_index,
     window_state,
 )
-from app.models import Activity, ActivityStatus, CheckIn, CheckInMethod, Person
+from app.domain.vocab import MemberType
+from app.models import (
+    Activity,
+    ActivityStatus,
+    AttendeeOverride,
+    CheckIn,
+    CheckInMethod,
+    Organization,
+    Person,
+)
 from app.services import audit
 from app.services.activities import (
     ActivityError,
+    branch_paths,
     expected_attendees,
     is_expected,
     managed_activity,
     status_at,
+    under_any,
 )
 
 
@@ -64,6 +77,54 @@ def current_token(*, secret: str, activity_id: int, now: datetime, rotate_s: int
                       window=window_index(now, rotate_s))
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What a scan needs to know about an activity, as of one data version."""
+
+    activity: Activity
+    branch_paths: tuple[str, ...]
+    overrides: dict[int, bool]
+    org_paths: dict[int, str]
+
+    def expects(self, person: Person) -> bool:
+        wanted = self.overrides.get(person.id or 0)
+        if wanted is not None:
+            return wanted
+        path = self.org_paths.get(person.organization_id, "")
+        return (person.active and person.member_type != MemberType.masses
+                and any(path.startswith(p) for p in self.branch_paths))
+
+
+# Scans are the hot path of a meeting: the activity, its branches, overrides and the org tree are
+# read once per data version (every audited change moves it), not once per scan.
+_FACTS_KEEP = 64
+_facts_cache: dict[tuple[str, int, int], _Facts] = {}
+_facts_lock = threading.Lock()
+
+
+def _facts(session: Session, activity_id: int) -> _Facts | None:
+    key = (str(session.get_bind().url), activity_id, audit.data_version(session))
+    with _facts_lock:
+        found = _facts_cache.get(key)
+    if found is not None:
+        return found
+    activity = session.get(Activity, activity_id)
+    if activity is None:
+        return None
+    paths = tuple(branch_paths(session=session, activity=activity))
+    overrides = {o.person_id: o.expected for o in session.exec(
+        select(AttendeeOverride).where(AttendeeOverride.activity_id == activity_id))}
+    org_paths = {org_id: path for org_id, path in session.exec(
+        select(Organization.id, Organization.path).where(under_any(paths)))}
+    session.expunge(activity)
+    facts = _Facts(activity, paths, overrides, org_paths)
+    with _facts_lock:
+        if len(_facts_cache) >= _FACTS_KEEP:
+            _facts_cache.clear()
+        _facts_cache[key] = facts
+    return facts
+
+
 def check_in(
     *, session: Session, person: Person, token: str, now: datetime, secret: str,
     rotate_s: int, platform: str = "", position: tuple[float, float] | None = None,
@@ -76,14 +137,18 @@ def check_in(
         raise CheckInRefused("expired", str(exc)) from None
     except TokenError as exc:
         raise CheckInRefused("invalid", str(exc)) from None
-    activity = session.get(Activity, activity_id)
-    if activity is None:
+    facts = _facts(session, activity_id)
+    if facts is None:
         raise CheckInRefused("invalid", "找不到该活动，请扫描会场屏幕上的签到码")
-    existing = _existing(session, activity_id, person.id)
-    if existing is not None:
-        return CheckInResult(activity, existing, created=False)
-    _check_window(activity, now)
-    visitor = not is_expected(session=session, activity=activity, person=person)
+    activity = facts.activity
+    try:
+        _check_window(activity, now)
+    except CheckInRefused:
+        existing = _existing(session, activity_id, person.id)
+        if existing is not None:  # scanning again after the window: still just "already in"
+            return CheckInResult(activity, existing, created=False)
+        raise
+    visitor = not facts.expects(person)
     if visitor and not activity.allow_visitors:
         raise CheckInRefused("not_expected",
                              "您不在本次活动的应到人员名单中，如有疑问请联系支部书记")
@@ -93,10 +158,15 @@ def check_in(
     row = _insert(session, dict(activity_id=activity_id, person_id=person.id, checked_in_at=now,
                                 late=late, visitor=visitor, method=CheckInMethod.SCAN.value,
                                 platform=platform, distance_m=distance, reason=""))
-    if row is None:  # a concurrent scan by the same person won the race
+    if row is None:
         existing = _existing(session, activity_id, person.id)
-        assert existing is not None
-        return CheckInResult(activity, existing, created=False)
+        if existing is not None:  # a repeat, or a concurrent scan that won the race
+            return CheckInResult(activity, existing, created=False)
+        # The activity was closed, cancelled or made final after the facts were read.
+        fresh = session.get(Activity, activity_id)
+        assert fresh is not None
+        _check_window(fresh, now)
+        raise CheckInRefused("closed", "签到已结束")
     return CheckInResult(activity, row, created=True)
 
 
@@ -132,8 +202,15 @@ def _check_geofence(activity: Activity, position: tuple[float, float] | None) ->
 
 
 def _insert(session: Session, values: dict[str, object]) -> CheckIn | None:
+    """Insert a check-in unless one exists or the activity stopped taking them (one statement,
+    so a scan racing a close or finalize cannot slip in after it)."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (insert(CheckIn).values(**values)
+    columns = list(values)
+    table = CheckIn.__table__  # type: ignore[attr-defined]
+    still_open = select(*(literal(v, table.c[k].type) for k, v in values.items())).where(
+        exists().where(col(Activity.id) == values["activity_id"],
+                       col(Activity.status).in_([ActivityStatus.PLANNED, ActivityStatus.OPEN])))
+    statement = (insert(CheckIn).from_select(columns, still_open)
                  .on_conflict_do_nothing(index_elements=["activity_id", "person_id"])
                  .returning(CheckIn))
     return session.execute(statement).scalars().first()
