@@ -14,6 +14,7 @@ from app.config import Settings
 from app.db import utcnow, write_session
 from app.deps import EngineDep, SessionDep, SettingsDep
 from app.domain.checkin import window_ends_at, window_index
+from app.links import checkin_url
 from app.models import Activity, CheckIn, Person
 from app.services.activities import ActivityError, managed_activity, status_at
 from app.services.checkin import CheckInRefused, check_in, current_token, live_count
@@ -74,11 +75,6 @@ class ScreenState(BaseModel):
     checked_in: int
     visitors: int
     latest: list[str]
-
-
-def checkin_url(settings: Settings, token: str) -> str:
-    """The URL a QR code encodes: the H5 check-in page with the token."""
-    return f"{settings.public_base_url}/h5/checkin?t={token}"
 
 
 def _answer(activity: Activity, row: CheckIn, person: Person, created: bool) -> CheckInAnswer:

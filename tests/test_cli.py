@@ -67,8 +67,9 @@ def test_demo_seed_is_idempotent(db, settings_env):
     assert '"unchanged": 36' in second.output
     assert count(db, Person) == 36
     assert count(db, ChatGroup) == 3
-    # Something to show in the simulator, once: the scheme, points and an upcoming meeting.
-    assert count(db, SchemeVersion) == 1 and count(db, Activity) == 3
+    # Something to show in the simulator, once: the scheme, points, an upcoming meeting and one
+    # under way (for the check-in screen), per branch.
+    assert count(db, SchemeVersion) == 1 and count(db, Activity) == 6
     assert count(db, LedgerEntry) == 36 * 3 + 1
     with write_session(db) as s:
         kinds = sorted(o.kind for o in s.exec(select(Organization)))

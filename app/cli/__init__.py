@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import points, roster
+from app.cli import activity, points, roster
 
 cli = typer.Typer(help="党员积分助手管理命令", no_args_is_help=True, add_completion=False)
 cli.add_typer(roster.roster_cli, name="roster")
@@ -14,6 +14,7 @@ cli.add_typer(points.scheme_cli, name="scheme")
 cli.add_typer(points.month_cli, name="month")
 cli.add_typer(points.points_cli, name="points")
 cli.add_typer(points.report_cli, name="report")
+cli.add_typer(activity.activity_cli, name="activity")
 cli.command("serve")(roster.serve)
 
 

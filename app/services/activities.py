@@ -232,10 +232,16 @@ def _manages(session: Session, activity: Activity, person: Person) -> bool:
     return can_manage_branch(session=session, person=person, branch=org)
 
 
-def close_checkin(*, session: Session, activity_id: int, actor: Person, now: datetime
+def close_checkin(*, session: Session, activity_id: int, actor: Person | None, now: datetime
                   ) -> Activity:
-    """End check-in now (the meeting is over); attendance can then be made final."""
-    activity = managed_activity(session=session, activity_id=activity_id, person=actor)
+    """End check-in now (the meeting is over); attendance can then be made final. Without an
+    actor it is the system (the CLI) closing it."""
+    if actor is not None:
+        activity = managed_activity(session=session, activity_id=activity_id, person=actor)
+    elif (found := session.get(Activity, activity_id)) is not None:
+        activity = found
+    else:
+        raise ActivityError(f"找不到活动 {activity_id}")
     state = status_at(activity, now)
     if state in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
         raise ActivityError(f"活动{state.label}，不能结束签到")
@@ -244,7 +250,8 @@ def close_checkin(*, session: Session, activity_id: int, actor: Person, now: dat
     activity.status = ActivityStatus.CLOSED
     activity.checkin_closes_at = min(activity.checkin_closes_at, now)
     session.flush()
-    audit.record(session=session, actor_id=actor.id, actor_label=actor.name, action="close",
+    audit.record(session=session, actor_id=actor.id if actor else None,
+                 actor_label=actor.name if actor else "system", action="close",
                  entity="activity", entity_id=activity.id, before={"status": state.value},
                  after={"status": ActivityStatus.CLOSED.value})
     return activity

@@ -72,7 +72,7 @@ def seed_demo(*, session: Session) -> ImportReport:
 
 
 def seed_demo_activity(*, session: Session, now: datetime, tz: ZoneInfo) -> bool:
-    """Give the demo something to show: the xinluo scheme, some points, an upcoming 主题党日.
+    """Give the demo something to show: the scheme, some points, a 主题党日 and a meeting now.
 
     Only the first time: returns False when the demo committee already has a scheme.
     """
@@ -99,10 +99,16 @@ def seed_demo_activity(*, session: Session, now: datetime, tz: ZoneInfo) -> bool
                  occurred_on=today, reason="提交学习心得（演示）",
                  actor=Actor(first.name, first.id), evidence=["demo/notes.jpg"])
     start = datetime.combine(today + timedelta(days=3), time(14, 30), tzinfo=tz)
+    # A meeting under way, so that the room screen and scanning can be tried straight away.
+    started = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
     for branch_name, _ in DEMO_BRANCHES:
         branch = orgs.child(session, committee, branch_name)
         assert branch is not None
         create_activity(session=session, branch=branch, kind="主题党日",
                         title="学习贯彻党的二十大精神", starts_at=start.astimezone(UTC),
                         place="三楼党员活动室")
+        create_activity(session=session, branch=branch, kind="集中学习",
+                        title="专题学习（演示：正在签到）", starts_at=started.astimezone(UTC),
+                        ends_at=(now + timedelta(hours=2)).astimezone(UTC),
+                        place="二楼会议室")
     return True

@@ -311,6 +311,31 @@ def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) 
     ]
 
 
+def member_entries(*, session: Session, person: Person, periods: list[str]) -> list[EntryLine]:
+    """A member's entries over several months, oldest first, each named by its month's scheme."""
+    branch = branch_of(session, person)
+    lines: list[EntryLine] = []
+    for period in periods:
+        try:
+            scheme, _, _ = _scheme_for(session, branch, period)
+        except ReportError:
+            continue  # no scheme in force, so nothing can have been recorded that month
+        lines.extend(_entry_lines(session, scheme, person.id or 0, period))
+    return lines
+
+
+def reversals_of(*, session: Session, entry_ids: list[int]) -> dict[int, int]:
+    """Which of the given entries have been reversed, and by which entry: {original: reversal}."""
+    if not entry_ids:
+        return {}
+    rows = session.exec(
+        select(LedgerEntry.reversal_of_id, LedgerEntry.id).where(
+            col(LedgerEntry.reversal_of_id).in_(entry_ids)
+        )
+    ).all()
+    return {original: reversal for original, reversal in rows if original is not None}
+
+
 @dataclass(frozen=True)
 class MemberStanding:
     """A member's month in short: the score (fresh from the ledger) and the rank in the branch."""

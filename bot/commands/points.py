@@ -8,6 +8,7 @@ from app.domain.periods import month_key, parse_month, previous_month
 from app.domain.scheme import RankingMode, Scheme
 from app.domain.scoring import BoardRow as VisibleRow
 from app.domain.scoring import visible_board
+from app.links import my_points_url
 from app.services import schemes
 from app.services.ledger import pending_for_person
 from app.services.reports import (
@@ -92,6 +93,7 @@ def my_points(ctx: Context) -> Outcome:
         notifications = _private(ctx, f"{ctx.person.name}，您 {period} 的{rank}（仅您可见）")
         lines.append("排名已私信发给您。")
     lines.append("发送 /排行 查看支部积分榜。")
+    lines.append(f"详情：{my_points_url(ctx.settings, period)}")
     return Outcome(Reply("\n".join(lines), title="我的积分", markdown=True,
                          mention_sender=True), notifications)
 
