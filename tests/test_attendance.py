@@ -418,11 +418,10 @@ def test_a_cancelled_activity_cannot_be_finalized(db, org):
 
 
 def test_a_masses_person_added_to_the_attendees_does_not_break_finalize(db, org):
-    # BUG (app/services/attendance.py finalize / activities.expected_attendees): a 群众 added by
-    # set_expected is an expected attendee, and finalize then calls record_entry for them,
-    # which raises LedgerError("… 不是党员，不参加党员积分") and rolls the whole finalize back.
+    # A 群众 of the branch (e.g. an activist invited to 党课) is added by the secretary: they get
+    # an attendance row but no points, and everyone else's attendance is still made final.
     activity_id = new_activity(db, org)
-    guest = org["two"][2]
+    guest = org["one"][5]
     with write_session(db) as s:
         s.get(Person, guest).member_type = MemberType.masses
         set_expected(
@@ -434,8 +433,16 @@ def test_a_masses_person_added_to_the_attendees_does_not_break_finalize(db, org)
         )
     changed, outcomes, _, _ = run_finalize(db, activity_id)
     assert changed is True
-    assert len([o for pid, o in outcomes.items() if pid != guest]) == 6
+    assert outcomes[guest] is Outcome.ABSENT
+    assert len([o for pid, o in outcomes.items() if pid != guest]) == 5
     assert guest not in entries_by_person(db)
+
+
+def test_a_secretary_cannot_add_someone_from_a_branch_they_do_not_manage(db, org):
+    activity_id = new_activity(db, org)
+    with write_session(db) as s, pytest.raises(ActivityError, match="只能添加您所管理组织中的人员"):
+        set_expected(session=s, activity_id=activity_id, person_id=org["two"][2], expected=True,
+                     actor=s.get(Person, org["one"][0]))
 
 
 # --- the outbox -------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from app.db import write_session
 from app.domain.checkin import EXPIRED_MESSAGE, INVALID_MESSAGE, distance_m, window_index
+from app.domain.vocab import Role
 from app.models import (
     Activity,
     AuditLog,
@@ -20,6 +21,7 @@ from app.models import (
     LeaveRequest,
     Organization,
     Person,
+    RoleAssignment,
 )
 from app.services.activities import (
     ActivityError,
@@ -426,6 +428,14 @@ def test_expected_attendees_follow_the_secretarys_additions_and_removals(db, org
         activity = s.get(Activity, activity_id)
         assert [p.id for p in expected_attendees(session=s, activity=activity)] == org["one"]
         secretary = s.get(Person, org["one"][0])
+        with pytest.raises(ActivityError, match="只能添加您所管理组织中的人员"):
+            set_expected(
+                session=s, activity_id=activity_id, person_id=added, expected=True,
+                actor=secretary)
+        # A guest from a sibling branch is added by someone who manages both (committee staff).
+        s.add(RoleAssignment(person_id=secretary.id, role=Role.committee_staff,
+                             organization_id=org["committee"]))
+        s.flush()
         set_expected(
             session=s, activity_id=activity_id, person_id=added, expected=True, actor=secretary
         )

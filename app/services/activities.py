@@ -179,8 +179,14 @@ def set_expected(
     activity = managed_activity(session=session, activity_id=activity_id, person=actor)
     if activity.status in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
         raise ActivityError("考勤已确认或活动已取消，不能再调整应到人员")
-    if session.get(Person, person_id) is None:
+    target = session.get(Person, person_id)
+    if target is None:
         raise ActivityError("找不到该人员")
+    home = session.get(Organization, target.organization_id)
+    assert home is not None
+    if expected and not can_manage_branch(session=session, person=actor, branch=home):
+        # Adding someone puts the activity (and its attendance points) on their record.
+        raise ActivityError(f"只能添加您所管理组织中的人员，{target.name}不在其中")
     override = session.get(AttendeeOverride, (activity_id, person_id))
     if override is None:
         session.add(AttendeeOverride(activity_id=activity_id, person_id=person_id,
@@ -328,7 +334,7 @@ def request_leave(
         raise ActivityError("请写明请假理由")
     activity = session.get(Activity, activity_id)
     if activity is None or not is_expected(session=session, activity=activity, person=person):
-        raise ActivityError(f"找不到活动 {activity_id}，请先发送 /活动 查看序号")
+        raise ActivityError(f"找不到活动 {activity_id}")
     if activity.status == ActivityStatus.CANCELLED:
         raise ActivityError("该活动已取消，无需请假")
     if now >= activity.leave_deadline_at:
@@ -388,9 +394,12 @@ def decide_leave(
     if leave.status != LeaveStatus.PENDING:
         if leave.status == wanted:
             return leave, False
-        raise ActivityError(f"请假申请 Q{leave_id} 已{LeaveStatus(leave.status).label}，不能更改")
+        raise ActivityError(f"请假申请 Q{leave_id} {LeaveStatus(leave.status).label}，不能更改")
+    if activity.status in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
+        # Attendance is already settled (or moot): a late decision would not change the points.
+        raise ActivityError(f"活动{ActivityStatus(activity.status).label}，不能再审批请假")
     if not approve and not reason.strip():
-        raise ActivityError("驳回时请写明理由，例如：/驳回 Q12 本次会议需全员参加")
+        raise ActivityError("驳回时请写明理由")
     leave.status = wanted
     leave.decided_by_id = decider.id
     leave.decided_at = now
@@ -412,7 +421,8 @@ def pending_leaves(*, session: Session, secretary: Person) -> list[LeaveRequest]
         select(LeaveRequest, Organization.path)
         .join(Activity, col(Activity.id) == LeaveRequest.activity_id)
         .join(Organization, col(Organization.id) == Activity.organization_id)
-        .where(LeaveRequest.status == LeaveStatus.PENDING)
+        .where(LeaveRequest.status == LeaveStatus.PENDING,
+               col(Activity.status).not_in([ActivityStatus.FINAL, ActivityStatus.CANCELLED]))
         .order_by(col(LeaveRequest.id))
     ).all()
     return [leave for leave, path in rows if any(path.startswith(p) for p in paths)]

@@ -225,6 +225,8 @@ def mark_present(
     state = status_at(activity, now)
     if state in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
         raise ActivityError(f"活动{state.label}，不能再补登签到")
+    if person_id == actor.id:
+        raise ActivityError("不能为自己补登签到，请由其他支委或上级组织办理")
     if not reason.strip():
         raise ActivityError("补登签到请写明原因，例如：现场签到时手机没电")
     person = session.get(Person, person_id)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from app.models import Activity, LeaveStatus
 from app.services.access import platform_userid
-from app.services.activities import LEAVE_KINDS, approvers_of, request_leave, upcoming
+from app.services.activities import (
+    LEAVE_KINDS,
+    ActivityError,
+    approvers_of,
+    request_leave,
+    upcoming,
+)
 from app.services.notices import leave_request_card
 from bot.dispatcher import Context, Router, UserError
 from bot.types import Notification, Outcome, Reply, reply_from_notice
@@ -44,8 +50,13 @@ def ask_leave(ctx: Context) -> Outcome:
         kinds = "|".join(LEAVE_KINDS)
         raise UserError(f"请按格式发送：/请假 活动序号 {kinds} 理由，例如 /请假 3 事假 出差在外。"
                         "发送 /活动 查看序号。")
-    leave = request_leave(session=ctx.session, person=ctx.person, activity_id=int(ctx.args[0]),
-                          kind=ctx.args[1], reason=" ".join(ctx.args[2:]), now=ctx.now)
+    try:
+        leave = request_leave(session=ctx.session, person=ctx.person,
+                              activity_id=int(ctx.args[0]), kind=ctx.args[1],
+                              reason=" ".join(ctx.args[2:]), now=ctx.now)
+    except ActivityError as exc:
+        hint = "，请先发送 /活动 查看序号" if str(exc).startswith("找不到活动") else ""
+        raise UserError(f"{exc}{hint}") from None
     activity = ctx.session.get(Activity, leave.activity_id)
     assert activity is not None
     card = reply_from_notice(leave_request_card(leave=leave, member=ctx.person,

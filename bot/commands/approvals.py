@@ -64,6 +64,8 @@ def _decide(ctx: Context, *, approve: bool) -> Outcome:
     verb = "批准" if approve else "驳回"
     kind, number = _number(ctx, verb)
     reason = " ".join(ctx.args[1:])
+    if not approve and not reason.strip():
+        raise UserError(f"驳回时请写明理由，例如：/驳回 {ctx.args[0]} 本次会议需全员参加")
     if kind == "S":
         review_entry(session=ctx.session, entry_id=number,
                      actor=Actor(ctx.person.name, ctx.person.id), approve=approve, reason=reason)
