@@ -31,6 +31,7 @@ from app.services.activities import (
     cancel_activity,
     create_activity,
     decide_leave,
+    pending_leaves,
     request_leave,
     set_expected,
 )
@@ -568,3 +569,26 @@ def test_mark_sent_records_delivery_and_clears_the_error(db):
         (row,) = outbox.messages(session=s, status=OutboxStatus.SENT)
         assert (row.attempts, row.sent_at, row.last_error) == (2, later, "")
         assert outbox.claim_due(session=s, now=later + timedelta(days=1)) == []
+
+
+def test_leave_cannot_be_decided_once_attendance_is_final(db, org):
+    activity_id = new_activity(db, org)
+    member = org["one"][3]
+    with write_session(db) as s:
+        asked = request_leave(session=s, person=s.get(Person, member), activity_id=activity_id,
+                              kind="事假", reason="出差", now=at(-600))
+        leave_id = asked.id
+    run_finalize(db, activity_id)
+    with write_session(db) as s:
+        secretary = s.get(Person, org["one"][0])
+        assert pending_leaves(session=s, secretary=secretary) == []
+        with pytest.raises(ActivityError, match="考勤已确认，不能再审批请假"):
+            decide_leave(session=s, leave_id=leave_id, decider=secretary, approve=True,
+                         reason="", now=AFTER)
+
+
+def test_a_secretary_cannot_mark_themselves_present(db, org):
+    activity_id = new_activity(db, org)
+    with write_session(db) as s, pytest.raises(ActivityError, match="不能为自己补登签到"):
+        mark_present(session=s, activity_id=activity_id, person_id=org["one"][0],
+                     actor=s.get(Person, org["one"][0]), reason="忘记扫码", now=AFTER)
