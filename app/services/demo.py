@@ -100,7 +100,7 @@ def seed_demo_activity(*, session: Session, now: datetime, tz: ZoneInfo) -> bool
                  actor=Actor(first.name, first.id), evidence=["demo/notes.jpg"])
     start = datetime.combine(today + timedelta(days=3), time(14, 30), tzinfo=tz)
     # A meeting under way, so that the room screen and scanning can be tried straight away.
-    started = (now - timedelta(minutes=10)).replace(second=0, microsecond=0)
+    started = (now - timedelta(minutes=5)).replace(second=0, microsecond=0)
     for branch_name, _ in DEMO_BRANCHES:
         branch = orgs.child(session, committee, branch_name)
         assert branch is not None
@@ -109,6 +109,6 @@ def seed_demo_activity(*, session: Session, now: datetime, tz: ZoneInfo) -> bool
                         place="三楼党员活动室")
         create_activity(session=session, branch=branch, kind="集中学习",
                         title="专题学习（演示：正在签到）", starts_at=started.astimezone(UTC),
-                        ends_at=(now + timedelta(hours=2)).astimezone(UTC),
+                        ends_at=(started + timedelta(hours=2)).astimezone(UTC),
                         place="二楼会议室")
     return True
