@@ -47,23 +47,28 @@ def utcnow() -> datetime:
 def make_engine(database_url: str, *, pool_size: int = 40) -> Engine:
     """Build the engine for SQLite (WAL, busy timeout, foreign keys) or PostgreSQL (psycopg 3)."""
     url = make_url(database_url)
+    # A request may hold a read session and open a short write session inside it: with as many
+    # overflow connections as pooled ones, every server thread can hold two and none waits for
+    # a connection another waiting thread holds.
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(database_url)
+        return _sqlite_engine(database_url, pool_size=pool_size)
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+psycopg")
     return create_engine(
-        url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True, pool_recycle=1800
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800
     )
 
 
-def _sqlite_engine(database_url: str) -> Engine:
+def _sqlite_engine(database_url: str, *, pool_size: int) -> Engine:
     url = make_url(database_url)
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    memory = url.database in (None, "", ":memory:")
     engine = create_engine(
         url,
         connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
-        poolclass=NullPool if url.database in (None, "", ":memory:") else None,
+        **({"poolclass": NullPool} if memory else
+           {"pool_size": pool_size, "max_overflow": pool_size}),
     )
 
     @event.listens_for(engine, "connect")

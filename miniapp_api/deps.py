@@ -36,6 +36,10 @@ def _person(session: Session, claims: SessionClaims) -> Person:
     person = session.get(Person, claims.person_id)
     if person is None or not person.active:
         raise SessionError("您的账号已停用或不在党员名册中，请联系管理员")
+    # Give the connection back before the endpoint runs: a write endpoint opens its own short
+    # write session, and must not hold two connections at once under load.
+    session.expunge(person)
+    session.rollback()
     return person
 
 
