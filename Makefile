@@ -32,10 +32,13 @@ lint: install
 # Month close and branch boards against plain-SQL ceilings: 100k members on a scratch PostgreSQL
 # database (needs a server on 127.0.0.1:5432), then 10k members on SQLite; then /我的积分 over
 # signed DingTalk callbacks against the server's /healthz (PostgreSQL). One JSON line each.
+# Then a 2,000-member check-in burst against /healthz, on PostgreSQL and on SQLite.
 bench: install
 	$(BIN)/python benchmarks/month_close.py --pg
 	$(BIN)/python benchmarks/month_close.py
 	$(BIN)/python benchmarks/chat_latency.py
+	$(BIN)/python benchmarks/checkin_burst.py --pg
+	$(BIN)/python benchmarks/checkin_burst.py --sqlite
 
 clean:
 	rm -rf $(VENV) data .pytest_cache
