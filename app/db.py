@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,20 @@ def write_session(engine: Engine) -> Iterator[Session]:
     Objects stay readable after the commit (as they were then), so callers can report on them.
     """
     immediate = engine.execution_options(**{_IMMEDIATE: True})
-    with Session(immediate, expire_on_commit=False) as session, session.begin():
+    # SQLite has one writer at a time; threads of this process queue on a lock (in order, no
+    # sleeping) instead of on SQLite's busy handler, whose growing sleeps make the long tail.
+    turn = _sqlite_write_lock(engine) if engine.dialect.name == "sqlite" else nullcontext()
+    with turn, Session(immediate, expire_on_commit=False) as session, session.begin():
         yield session
+
+
+_write_locks: dict[int, threading.RLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.RLock:
+    with _write_locks_guard:
+        return _write_locks.setdefault(id(engine.pool), threading.RLock())
 
 
 @contextmanager

@@ -12,13 +12,13 @@ from sqlmodel import Session
 from app.config import Settings
 
 
-def get_engine(request: Request) -> Engine:
-    """The engine the app was built with."""
+async def get_engine(request: Request) -> Engine:
+    """The engine the app was built with (async: no worker thread for an attribute read)."""
     return request.app.state.engine
 
 
-def get_settings_dep(request: Request) -> Settings:
-    """The settings the app was built with."""
+async def get_settings_dep(request: Request) -> Settings:
+    """The settings the app was built with (async: no worker thread for an attribute read)."""
     return request.app.state.settings
 
 

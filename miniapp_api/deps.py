@@ -55,6 +55,19 @@ def api_person(
         raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
 
 
+async def api_claims(
+    settings: SettingsDep,
+    cookie: Annotated[str | None, Cookie(alias=COOKIE_NAME, include_in_schema=False)] = None,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> SessionClaims:
+    """Who is calling, from the signed session alone (no database, no worker thread): for
+    endpoints that load the person inside their own write transaction."""
+    try:
+        return _claims(settings, cookie, authorization)
+    except SessionError as exc:
+        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from None
+
+
 def page_person(
     request: Request, session: SessionDep, settings: SettingsDep,
     cookie: Annotated[str | None, Cookie(alias=COOKIE_NAME, include_in_schema=False)] = None,
@@ -69,3 +82,4 @@ def page_person(
 
 ApiPerson = Annotated[Person, Depends(api_person)]
 PagePerson = Annotated[Person, Depends(page_person)]
+ApiClaims = Annotated[SessionClaims, Depends(api_claims)]

@@ -13,6 +13,9 @@ from app.models import AuditLog, DataVersion
 _VERSION = "partypoints_data_version"
 
 
+_VERSION_QUERY = select(DataVersion.version).where(DataVersion.id == 1)
+
+
 def data_version(session: Session) -> int:
     """The current data version: it moves whenever anything audited changes.
 
@@ -20,7 +23,7 @@ def data_version(session: Session) -> int:
     """
     version = session.info.get(_VERSION)
     if version is None:
-        version = session.exec(select(DataVersion.version).where(DataVersion.id == 1)).one()
+        version = session.connection().execute(_VERSION_QUERY).scalar_one()  # Core: no ORM
         session.info[_VERSION] = version
     return version
 

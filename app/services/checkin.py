@@ -6,11 +6,10 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import exists, literal
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Boolean, bindparam, text
 from sqlmodel import Session, col, func, select
 
+from app.db import UTCDateTime
 from app.domain.checkin import (
     TokenError,
     TokenExpired,
@@ -201,19 +200,29 @@ def _check_geofence(activity: Activity, position: tuple[float, float] | None) ->
     return distance
 
 
+# Written out once: SQLAlchemy 2.0's dialect insert() (ON CONFLICT) has no cache key
+# (sqlalchemy#10445), so the construct was compiled again on every scan. The same text works on
+# PostgreSQL and SQLite >= 3.35 (the WHERE also settles SQLite's INSERT ... SELECT ON CONFLICT
+# parsing ambiguity).
+_SCAN_INSERT = text(
+    "INSERT INTO check_in (activity_id, person_id, checked_in_at, late, visitor, method, "
+    "platform, distance_m, reason) "
+    "SELECT :activity_id, :person_id, :checked_in_at, :late, :visitor, :method, :platform, "
+    "CAST(:distance_m AS INTEGER), :reason "
+    "WHERE EXISTS (SELECT 1 FROM activity WHERE activity.id = :activity_id "
+    "AND activity.status IN (:planned, :open)) "
+    "ON CONFLICT (activity_id, person_id) DO NOTHING RETURNING id"
+).bindparams(bindparam("checked_in_at", type_=UTCDateTime()),
+             bindparam("late", type_=Boolean()), bindparam("visitor", type_=Boolean()))
+
+
 def _insert(session: Session, values: dict[str, object]) -> CheckIn | None:
     """Insert a check-in unless one exists or the activity stopped taking them (one statement,
     so a scan racing a close or finalize cannot slip in after it)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    columns = list(values)
-    table = CheckIn.__table__  # type: ignore[attr-defined]
-    still_open = select(*(literal(v, table.c[k].type) for k, v in values.items())).where(
-        exists().where(col(Activity.id) == values["activity_id"],
-                       col(Activity.status).in_([ActivityStatus.PLANNED, ActivityStatus.OPEN])))
-    statement = (insert(CheckIn).from_select(columns, still_open)
-                 .on_conflict_do_nothing(index_elements=["activity_id", "person_id"])
-                 .returning(CheckIn))
-    return session.execute(statement).scalars().first()
+    new_id = session.execute(_SCAN_INSERT, {
+        **values, "planned": ActivityStatus.PLANNED.value, "open": ActivityStatus.OPEN.value,
+    }).scalar()
+    return None if new_id is None else CheckIn(id=new_id, **values)
 
 
 def mark_present(
