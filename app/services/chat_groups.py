@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, text
 from sqlmodel import Session, col, delete, select
 
+from app.db import UTCDateTime
 from app.models import ChatGroup, InboundMessage, Organization, OrgKind, Person
 from app.services import audit
 
@@ -44,17 +44,20 @@ def bind_group(
     return group
 
 
+# Written out once: SQLAlchemy 2.0's dialect insert() with ON CONFLICT has no cache key
+# (sqlalchemy#10445) and was compiled again for every message. The text works on both databases.
+_FIRST_SIGHT = text(
+    "INSERT INTO inbound_message (platform, message_id, received_at)"
+    " VALUES (:platform, :message_id, :received_at)"
+    " ON CONFLICT (platform, message_id) DO NOTHING RETURNING id"
+).bindparams(bindparam("received_at", type_=UTCDateTime()))
+
+
 def first_sight(*, session: Session, platform: str, message_id: str, now: datetime) -> bool:
     """Record a platform message id; False if it was handled before (a redelivery)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = (
-        insert(InboundMessage)
-        .values(platform=platform, message_id=message_id, received_at=now)
-        .on_conflict_do_nothing(index_elements=["platform", "message_id"])
-        .returning(InboundMessage.id)
-    )
-    # RETURNING rather than rowcount: ORM-enabled inserts do not report rowcount reliably.
-    return session.execute(statement).first() is not None
+    inserted = session.execute(_FIRST_SIGHT, {"platform": platform, "message_id": message_id,
+                                              "received_at": now}).first()
+    return inserted is not None
 
 
 def forget_old_messages(*, session: Session, now: datetime) -> None:
