@@ -33,12 +33,16 @@ lint: install
 # database (needs a server on 127.0.0.1:5432), then 10k members on SQLite; then /我的积分 over
 # signed DingTalk callbacks against the server's /healthz (PostgreSQL). One JSON line each.
 # Then a 2,000-member check-in burst against /healthz, on PostgreSQL and on SQLite.
+# Then a fan-out of 40 posts to each of 5,000 groups, each through its own custom robot, against
+# the fake DingTalk's 20-a-minute limit, on SQLite and on PostgreSQL.
 bench: install
 	$(BIN)/python benchmarks/month_close.py --pg
 	$(BIN)/python benchmarks/month_close.py
 	$(BIN)/python benchmarks/chat_latency.py
 	$(BIN)/python benchmarks/checkin_burst.py --pg
 	$(BIN)/python benchmarks/checkin_burst.py --sqlite
+	$(BIN)/python benchmarks/fanout.py
+	$(BIN)/python benchmarks/fanout.py --pg
 
 clean:
 	rm -rf $(VENV) data .pytest_cache

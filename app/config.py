@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import time
 from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     public_base_url: str = "http://127.0.0.1:8000"
     db_pool_size: int = 40
     log_level: str = "INFO"
+    # A CJK font file for board pictures; empty means look for one (fc-match, then known paths).
+    board_font_path: str = ""
 
     # DingTalk enterprise-internal app (robot, cards, H5 login). Base URLs point at the fake
     # server in tests; the robot code defaults to the client id, as DingTalk issues it.
@@ -38,6 +41,15 @@ class Settings(BaseSettings):
     dingtalk_card_template_id: str = ""
     dingtalk_corp_id: str = ""
     http_timeout_s: float = 10.0
+
+    # Outbox delivery. Posts go through a group's own robot (DingTalk custom robot, WeCom group
+    # robot: DELIVERY_ROBOT_PER_MIN each, sliding minute) or the app's API (DELIVERY_APP_PER_MIN,
+    # spread evenly); a row left `sending` longer than DELIVERY_LEASE_S (its worker died) is
+    # sent again; after DELIVERY_MAX_ATTEMPTS failures a row is dead.
+    delivery_max_attempts: int = Field(default=8, ge=1, le=30)
+    delivery_robot_per_min: int = Field(default=20, ge=1)
+    delivery_app_per_min: int = Field(default=600, ge=1)
+    delivery_lease_s: float = Field(default=300.0, gt=0)
 
     # WeCom app (H5 OAuth login); the rest of WeCom is configured with the WeCom adapter.
     wecom_corp_id: str = ""
@@ -51,11 +63,18 @@ class Settings(BaseSettings):
     checkin_closes_after_min: int = Field(default=30, ge=0)
     checkin_late_after_min: int = Field(default=10, ge=0)
     leave_deadline_before_min: int = Field(default=0, ge=0)
-    # Deliver the outbox and make due attendance final inside the web process (one process
-    # only; production runs `partypoints scheduler` for this and sets it false).
+    # Deliver the outbox and run the scheduler's jobs inside the web process (one process only;
+    # production runs `partypoints scheduler` and `partypoints outbox deliver` and sets it false).
     embedded_worker: bool = True
     # H5 and mini-app login sessions (signed with SECRET_KEY) last this long.
     session_ttl_s: int = Field(default=4 * 3600, ge=60)
+
+    # Scheduler (local times in BUSINESS_TZ): last month's board goes to every bound branch group
+    # on the 1st at MONTHLY_BOARD_AT; secretaries get their digest daily at DIGEST_AT; members
+    # are reminded of the self-evaluation on its deadline day (clamped to the month's last day).
+    monthly_board_at: time = time(9, 0)
+    digest_at: time = time(9, 0)
+    self_evaluation_deadline_day: int = Field(default=25, ge=1, le=31)
 
     @property
     def robot_code(self) -> str:

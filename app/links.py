@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from app.config import Settings
 
 
@@ -27,3 +30,28 @@ def screen_url(settings: Settings, activity_id: int) -> str:
 def my_points_url(settings: Settings, period: str) -> str:
     """The member's points page for a period."""
     return f"{_base(settings)}/h5/me?period={period}"
+
+
+def board_page_url(settings: Settings, branch_id: int, period: str) -> str:
+    """A branch's H5 board for a month (each member sees it as their ranking mode allows)."""
+    return f"{_base(settings)}/h5/boards/branch/{branch_id}?period={period}"
+
+
+def board_signature(settings: Settings, branch_id: int, period: str) -> str:
+    """The signature that opens a board picture: it is the only access control on that URL."""
+    # The "board:" prefix keeps these MACs apart from anything else SECRET_KEY signs.
+    key = settings.secret_key.get_secret_value().encode()
+    message = f"board:{branch_id}:{period}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def board_image_url(settings: Settings, branch_id: int, period: str) -> str:
+    """A board picture's public, signed URL, fetched by the chat platform's servers."""
+    sig = board_signature(settings, branch_id, period)
+    return f"{_base(settings)}/media/boards/{branch_id}/{period}.png?sig={sig}"
+
+
+def verify_board_signature(settings: Settings, branch_id: int, period: str, sig: str) -> bool:
+    """Whether `sig` opens this board picture (compared in constant time)."""
+    expected = board_signature(settings, branch_id, period).encode()
+    return hmac.compare_digest(expected, sig.encode("utf-8", "replace"))

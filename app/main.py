@@ -4,31 +4,44 @@ from __future__ import annotations
 
 import gc
 import logging
+import signal
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
 from app import migrate
 from app.config import Settings, load_settings_or_exit
-from app.db import make_engine, utcnow
+from app.db import make_engine
 from app.deps import EngineDep
+from app.jobs.scheduler import start_embedded
 from app.ports import LoginCodeResolver
-from app.services.attendance import finalize_due
 from bot import simulator
 from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
-from bot.outbox_worker import OutboxWorker, Sender
+from bot.dingtalk.adapter import markdown_of
+from bot.dingtalk.client import DingTalkClient
+from bot.outbox_worker import (
+    Limits,
+    OutboxWorker,
+    RobotHook,
+    RobotSender,
+    Round,
+    Sender,
+    Totals,
+)
 from bot.runtime import (
     DingTalkLogin,
     build_dispatcher,
     dingtalk_deliverer,
     dingtalk_stream,
 )
+from bot.types import Notification
 from miniapp_api import web
 
 log = logging.getLogger(__name__)
@@ -42,7 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     senders: dict[str, Sender] = {}
     resolvers: dict[str, LoginCodeResolver] = {}
-    worker = OutboxWorker(engine=engine, senders=senders)
+    # A group with its own robot webhook gets its posts through it; no app credentials needed.
+    robot_client = DingTalkClient.from_settings(settings, http)
+    robot_senders = {"dingtalk": dingtalk_robot_sender(robot_client)}
+    worker = outbox_worker(settings, engine=engine, senders=senders, robot_senders=robot_senders)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -50,10 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # full collections (tens of ms, seen as p99 spikes on boards) from rescanning it.
         gc.collect()
         gc.freeze()
+        scheduler = None
         if settings.embedded_worker:
-            worker.start(extra=lambda: finalize_due(engine=engine, now=utcnow(),
-                                                    tz=settings.tz))
+            worker.start()
+            # Jobs only queue outbox rows (attendance made final included); the worker sends.
+            scheduler = start_embedded(engine=engine, settings=settings)
         yield
+        if scheduler is not None:
+            scheduler.stop(wait=False)
         worker.stop()
         http.close()
         engine.dispose()
@@ -74,6 +94,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(simulator.router)
         # Without a DingTalk app the simulator stands in for it (its people use DingTalk ids).
         senders.setdefault("dingtalk", app.state.simulator_feed.send)
+        # Groups bound in the simulator (platform "simulator") get their posts in its feed.
+        senders.setdefault("simulator", app.state.simulator_feed.send)
     web.install(app, settings)
 
     @app.get("/healthz", tags=["ops"])
@@ -114,6 +136,80 @@ def run_dingtalk_stream() -> None:
         log.info("dingtalk stream starting for client %s", settings.dingtalk_client_id)
         stream.run_forever()
     engine.dispose()
+
+
+def outbox_worker(settings: Settings, *, engine: Engine, senders: dict[str, Sender],
+                  robot_senders: dict[str, RobotSender]) -> OutboxWorker:
+    """The outbox delivery worker with the DELIVERY_* limits."""
+    return OutboxWorker(
+        engine=engine, senders=senders, robot_senders=robot_senders,
+        limits=Limits(robot_per_min=settings.delivery_robot_per_min,
+                      app_per_min=settings.delivery_app_per_min),
+        max_attempts=settings.delivery_max_attempts, lease_s=settings.delivery_lease_s)
+
+
+def dingtalk_robot_sender(client: DingTalkClient) -> RobotSender:
+    """Posts to a group's custom robot as markdown (a webhook cannot carry a card)."""
+    def send(hook: RobotHook, note: Notification) -> None:
+        reply = note.reply
+        body = {"msgtype": "markdown",
+                "markdown": {"title": reply.title, "text": markdown_of(reply)}}
+        client.send_custom_robot(webhook=hook.webhook, secret=hook.secret, body=body)
+
+    return send
+
+
+def _configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level.upper())
+    logging.basicConfig(level=level if isinstance(level, int) else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: one line per post would drown the fan-out's progress.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def run_outbox_worker(
+    *, once: bool = False, on_round: Callable[[OutboxWorker, Round], None] | None = None
+) -> Totals:
+    """Deliver the outbox (`outbox deliver`): until SIGTERM/SIGINT, or with `once` until done.
+
+    `once` sends what is due and waits out full lanes, but not the backoff of failed rows.
+    A signal stops after the post in hand; claimed rows not yet sent are handed back.
+    """
+    settings = load_settings_or_exit()
+    _configure_logging(settings)
+    engine = make_engine(settings.database_url, pool_size=2)
+    with httpx.Client(timeout=settings.http_timeout_s) as http:
+        senders: dict[str, Sender] = {}
+        client = DingTalkClient.from_settings(settings, http)
+        if settings.dingtalk_client_id:
+            senders["dingtalk"] = dingtalk_deliverer(settings, http).notify
+        else:
+            log.warning("未配置钉钉应用（DINGTALK_CLIENT_ID）：只能经群自定义机器人发送，"
+                        "私聊和没有机器人的群的消息将标记为 dead")
+        worker = outbox_worker(settings, engine=engine, senders=senders,
+                               robot_senders={"dingtalk": dingtalk_robot_sender(client)})
+
+        def stop(signum: int, _frame: object) -> None:
+            log.info("收到 %s，发完当前这条后停止", signal.Signals(signum).name)
+            worker.request_stop()
+
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            if once:
+                report = None if on_round is None else (lambda r: on_round(worker, r))
+                totals = worker.drain(on_round=report)
+            else:
+                log.info("outbox delivery running (robot %d/min, app %d/min, lease %ss)",
+                         settings.delivery_robot_per_min, settings.delivery_app_per_min,
+                         settings.delivery_lease_s)
+                worker.serve()
+                totals = worker.totals
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    engine.dispose()
+    log.info("outbox delivery stopped: sent %d, dead %d", totals.sent, totals.dead)
+    return totals
 
 
 def __getattr__(name: str) -> FastAPI:

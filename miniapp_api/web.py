@@ -14,6 +14,7 @@ from miniapp_api import (
     api_me,
     auth,
     checkin,
+    media,
     pages_activities,
     pages_me,
 )
@@ -33,6 +34,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(checkin.page_router)
     app.include_router(pages_me.router)
     app.include_router(pages_activities.router)
+    app.include_router(media.router)
     app.mount("/h5/static", StaticFiles(directory=STATIC_DIR), name="h5-static")
 
     @app.exception_handler(NeedsLogin)

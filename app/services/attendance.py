@@ -16,6 +16,7 @@ from app.domain.checkin import Outcome, attendance_outcome, indicators_for
 from app.domain.periods import month_key_of, parse_month
 from app.domain.scheme import AttendanceRules
 from app.domain.vocab import MemberType
+from app.jobs.attendance_summary import queue_attendance_summary
 from app.models import (
     Activity,
     ActivityStatus,
@@ -123,6 +124,8 @@ def finalize(
         ):
             result.notified += 1
     session.flush()
+    # The group post is queued in this transaction, so it exists exactly when attendance does.
+    queue_attendance_summary(session=session, activity=activity, outcomes=result.outcomes)
     audit.record(session=session, actor_id=who.person_id, actor_label=who.label,
                  action="finalize", entity="activity", entity_id=activity_id,
                  after={o.value: result.count(o) for o in Outcome}

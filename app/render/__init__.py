@@ -1,0 +1,1 @@
+"""Pictures drawn on the server: boards posted into branch groups."""
