@@ -63,7 +63,13 @@ from app.models import ChatGroup, Organization, Person, Platform, SchemeVersion
 from app.services import orgs, schemes
 from app.services.demo import DEMO_BRANCHES, DEMO_COMMITTEE, HEADER
 from app.services.roster import import_roster
-from benchmarks.common import PG_SERVER, log, percentile, psycopg_conninfo, scratch_pg_database
+from benchmarks.common import (
+    PG_SERVER,
+    log,
+    percentile,
+    psycopg_conninfo,
+    scratch_database,
+)
 from bot.fakes.dingtalk import FakeDingTalk, SentMessage, signed_callback_headers
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,16 +98,6 @@ ENTRY_COLUMNS = (
 _SURNAMES = "王李张刘陈杨赵黄周吴徐孙胡朱高林何郭马罗梁宋郑谢韩唐冯于董萧程曹袁邓许傅沈曾彭吕"
 _GIVEN = ("伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰",
           "娟", "涛", "明", "超", "秀兰", "霞", "平", "刚", "桂英", "建华", "志强", "晓东")
-
-
-@contextmanager
-def scratch_database(args: argparse.Namespace) -> Iterator[str]:
-    """The database URL to benchmark; a database this run created is dropped after, always."""
-    if args.database_url:
-        yield args.database_url
-        return
-    with scratch_pg_database(f"partypoints_bench_chat_{os.getpid()}", keep=args.keep) as url:
-        yield url
 
 
 # ---------------------------------------------------------------- setup (not timed)
@@ -577,7 +573,8 @@ def _stop(signum: int, _frame: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
-    with scratch_database(args) as url:
+    with scratch_database(url=args.database_url, postgres=True,
+                          name="partypoints_bench_chat", keep=args.keep) as url:
         result = run(args, url)
     print(json.dumps(result, ensure_ascii=False))
     errors = result["errors"]

@@ -33,7 +33,6 @@ import json
 import os
 import random
 import secrets
-import shutil
 import signal
 import socket
 import ssl
@@ -65,7 +64,13 @@ from app.models import Person, RoleAssignment
 from app.services import orgs
 from app.services.activities import create_activity
 from app.services.checkin import current_token
-from benchmarks.common import PG_SERVER, log, percentile, psycopg_conninfo, scratch_pg_database
+from benchmarks.common import (
+    PG_SERVER,
+    log,
+    percentile,
+    psycopg_conninfo,
+    scratch_database,
+)
 from miniapp_api.session import issue_session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,29 +103,6 @@ def require_postgres() -> None:
               f"{where.port} ({reason}). Start it (e.g. `pg_ctlcluster 15 main start`), pass "
               "--database-url, or run with --sqlite.", file=sys.stderr)
         raise SystemExit(2) from None
-
-
-@contextmanager
-def scratch_database(args: argparse.Namespace) -> Iterator[str]:
-    """The database URL to benchmark; a database or file this run created is removed after."""
-    if args.database_url:
-        yield args.database_url
-        return
-    if not args.sqlite:
-        require_postgres()
-        with scratch_pg_database(f"partypoints_bench_checkin_{os.getpid()}",
-                                 keep=args.keep) as url:
-            yield url
-        return
-    folder = Path(tempfile.mkdtemp(prefix="partypoints_bench_checkin_"))
-    try:
-        yield f"sqlite:///{folder / 'bench.db'}"
-    finally:
-        if args.keep:
-            log(f"kept {folder} (--keep)")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
-            log(f"removed {folder}")
 
 
 # ---------------------------------------------------------------- setup (not timed)
@@ -755,7 +737,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGHUP, _stop)
-    with scratch_database(args) as url:
+    if not args.sqlite and not args.database_url:
+        require_postgres()
+    with scratch_database(url=args.database_url, postgres=not args.sqlite,
+                          name="partypoints_bench_checkin", keep=args.keep) as url:
         result = run(args, url)
     print(json.dumps(result, ensure_ascii=False))
     return 1 if failed(result) else 0

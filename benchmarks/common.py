@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
@@ -50,3 +54,26 @@ def scratch_pg_database(name: str, *, keep: bool) -> Iterator[str]:
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             log(f"dropped database {name}")
+
+
+@contextmanager
+def scratch_database(*, url: str | None, postgres: bool, name: str, keep: bool
+                     ) -> Iterator[str]:
+    """The database URL to benchmark: `url` as given, else a scratch PostgreSQL database or
+    SQLite file called `name`, removed after (unless `keep`)."""
+    if url:
+        yield url
+        return
+    if postgres:
+        with scratch_pg_database(f"{name}_{os.getpid()}", keep=keep) as scratch:
+            yield scratch
+        return
+    folder = Path(tempfile.mkdtemp(prefix=f"{name}_"))
+    try:
+        yield f"sqlite:///{folder / 'bench.db'}"
+    finally:
+        if keep:
+            log(f"kept {folder} (--keep)")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+            log(f"removed {folder}")

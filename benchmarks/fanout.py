@@ -20,14 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -46,7 +41,7 @@ from app.migrate import upgrade
 from app.models import ChatGroup, OutboxMessage, OutboxStatus
 from app.services import orgs
 from app.services.notices import Notice
-from benchmarks.common import PG_SERVER, log, scratch_pg_database
+from benchmarks.common import PG_SERVER, log, scratch_database
 from bot.dingtalk.client import DingTalkClient, DingTalkError
 from bot.fakes.dingtalk import ROBOT_RATE_PER_MIN, FakeDingTalk
 from bot.outbox_worker import RATE_LIMIT_CODES, Limits, OutboxWorker, Round
@@ -75,26 +70,6 @@ class VirtualClock:
     def advance(self, seconds: float) -> None:
         self.waits += 1
         self.t += max(0.0, seconds)
-
-
-@contextmanager
-def scratch_database(args: argparse.Namespace) -> Iterator[str]:
-    """The database URL to benchmark; a database or file this run created is removed after."""
-    if args.database_url:
-        yield args.database_url
-        return
-    if args.pg:
-        with scratch_pg_database(f"partypoints_bench_fanout_{os.getpid()}", keep=args.keep) as url:
-            yield url
-        return
-    folder = Path(tempfile.mkdtemp(prefix="partypoints_bench_fanout_"))
-    try:
-        yield f"sqlite:///{folder / 'bench.db'}"
-    finally:
-        if args.keep:
-            log(f"kept {folder} (--keep)")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 def setup(engine: Engine, fake: FakeDingTalk, args: argparse.Namespace) -> dict[str, str]:
@@ -323,7 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with scratch_database(args) as url:
+    with scratch_database(url=args.database_url, postgres=args.pg,
+                          name="partypoints_bench_fanout", keep=args.keep) as url:
         result = run(args, url)
     print(json.dumps(result, ensure_ascii=False))
     return 0 if result["verified"] else 1

@@ -18,16 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from bisect import bisect_right
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -51,7 +47,13 @@ from app.models import MonthResult, Organization, SchemeVersion
 from app.services import orgs, schemes
 from app.services.month_close import ScoringSql, close_month
 from app.services.reports import branch_board, live_scores
-from benchmarks.common import PG_SERVER, log, percentile, psycopg_conninfo, scratch_pg_database
+from benchmarks.common import (
+    PG_SERVER,
+    log,
+    percentile,
+    psycopg_conninfo,
+    scratch_database,
+)
 
 PERIOD = "2026-11"
 EFFECTIVE = date(2026, 1, 1)
@@ -98,26 +100,6 @@ class Built:
 
 
 # ---------------------------------------------------------------- database lifecycle
-
-
-@contextmanager
-def scratch_database(args: argparse.Namespace) -> Iterator[str]:
-    """The database URL to benchmark; a database or file this run created is removed after."""
-    if args.database_url:
-        yield args.database_url
-        return
-    if args.pg:
-        with scratch_pg_database(f"partypoints_bench_{os.getpid()}", keep=args.keep) as url:
-            yield url
-        return
-    folder = Path(tempfile.mkdtemp(prefix="partypoints_bench_"))
-    try:
-        yield f"sqlite:///{folder / 'bench.db'}"
-    finally:
-        if args.keep:
-            log(f"kept {folder} (--keep)")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- setup (not timed)
@@ -564,7 +546,8 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    with scratch_database(args) as url:
+    with scratch_database(url=args.database_url, postgres=args.pg,
+                          name="partypoints_bench", keep=args.keep) as url:
         result = run(args, url)
     print(json.dumps(result, ensure_ascii=False))
     return 0 if result["verified"] else 1
