@@ -31,7 +31,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -65,8 +64,9 @@ from app.services.demo import DEMO_BRANCHES, DEMO_COMMITTEE, HEADER
 from app.services.roster import import_roster
 from benchmarks.common import (
     PG_SERVER,
+    figures,
+    free_port,
     log,
-    percentile,
     psycopg_conninfo,
     scratch_database,
 )
@@ -256,12 +256,6 @@ def _resolve(future: asyncio.Future[float], value: float) -> None:
         future.set_result(value)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator[str]:
     """`uvicorn app.main:app` (one worker) against the database and the fake; its base URL."""
@@ -306,15 +300,6 @@ def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator
 
 
 # ---------------------------------------------------------------- timed part
-
-
-def figures(latencies_s: Sequence[float], done: int, span_s: float) -> dict[str, float]:
-    """p50 and p99 in ms, and completions per second over the span."""
-    return {
-        "p50_ms": round(percentile(latencies_s, 0.50) * 1000, 2),
-        "p99_ms": round(percentile(latencies_s, 0.99) * 1000, 2),
-        "per_s": round(done / span_s, 1) if span_s > 0 else 0.0,
-    }
 
 
 def client_limits(concurrency: int) -> httpx.Limits:

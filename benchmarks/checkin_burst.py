@@ -34,7 +34,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -66,6 +65,8 @@ from app.services.activities import create_activity
 from app.services.checkin import current_token
 from benchmarks.common import (
     PG_SERVER,
+    figures,
+    free_port,
     log,
     percentile,
     psycopg_conninfo,
@@ -198,12 +199,6 @@ def setup(engine: Engine, args: argparse.Namespace) -> Built:
 # ---------------------------------------------------------------- the server
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     # Linux: the server gets SIGTERM if this process dies without unwinding (e.g. SIGKILL).
     with contextlib.suppress(Exception):
@@ -266,15 +261,6 @@ def server(url: str, secret: str, rotate_s: int | None, pool_size: int | None,
 
 
 # ---------------------------------------------------------------- timed part
-
-
-def figures(latencies_s: Sequence[float], done: int, span_s: float) -> dict[str, float]:
-    """p50 and p99 in ms, and completions per second over the span."""
-    return {
-        "p50_ms": round(percentile(latencies_s, 0.50) * 1000, 2),
-        "p99_ms": round(percentile(latencies_s, 0.99) * 1000, 2),
-        "per_s": round(done / span_s, 1) if span_s > 0 else 0.0,
-    }
 
 
 @asynccontextmanager

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -77,3 +78,19 @@ def scratch_database(*, url: str | None, postgres: bool, name: str, keep: bool
         else:
             shutil.rmtree(folder, ignore_errors=True)
             log(f"removed {folder}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def figures(latencies_s: Sequence[float], done: int, span_s: float) -> dict[str, float]:
+    """p50 and p99 in ms, and completions per second over the span."""
+    return {
+        "p50_ms": round(percentile(latencies_s, 0.50) * 1000, 2),
+        "p99_ms": round(percentile(latencies_s, 0.99) * 1000, 2),
+        "per_s": round(done / span_s, 1) if span_s > 0 else 0.0,
+    }
