@@ -83,7 +83,9 @@ def group_board(*, session: Session, branch: Organization, period: str) -> Group
     )
 
 
-def _row_line(row: BoardRow) -> str:
+def board_row_line(row: BoardRow) -> str:
+    """One board row as a markdown bullet: "- 第 4 名 张三 8 分" (a numbered list would renumber
+    tied ranks)."""
     rank = f"第 {row.rank} 名" if row.rank is not None else "未排名"
     points = "—" if row.score is None else f"{points_text(row.score)} 分"
     return f"- {rank} {row.name} {points}"
@@ -112,7 +114,7 @@ def board_markdown(
 
     lines: list[str] = []
     if board.rows or posted.mode in (RankingMode.top_n, RankingMode.full):
-        rows = [_row_line(r) for r in board.rows] or ["（暂无排名数据）"]
+        rows = [board_row_line(r) for r in board.rows] or ["（暂无排名数据）"]
         where = "图片或积分榜页面" if image_url else "积分榜页面"
 
         def more(left: int) -> str:

@@ -10,6 +10,7 @@ from app.domain.scoring import BoardRow as VisibleRow
 from app.domain.scoring import visible_board
 from app.links import my_points_url
 from app.services import schemes
+from app.services.board_post import board_row_line
 from app.services.ledger import pending_for_person
 from app.services.reports import (
     ReportError,
@@ -119,7 +120,7 @@ def _my_year(ctx: Context) -> Outcome:
 
 
 def _board_lines(visible: list[VisibleRow]) -> list[str]:
-    return [f"{r.rank or '—'}. {r.name}  {fmt(r.score)}" for r in visible] or ["（暂无数据）"]
+    return [board_row_line(r) for r in visible] or ["（暂无数据）"]
 
 
 @router.command("排行", summary="查看本支部积分榜", usage="/排行 [本月|上月]",

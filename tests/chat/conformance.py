@@ -98,7 +98,8 @@ def check_board(chat: ChatDriver, group: str) -> None:
     """/排行 shows the top of the branch; the asker's own row is there or sent privately."""
     said = chat.say(SECRETARY, "/排行", group=group)
     assert said.reply is not None and BRANCH in said.reply and "前 10 名" in said.reply
-    assert "1. " in said.reply
+    # Bullets, not a numbered list: markdown would renumber tied ranks.
+    assert "- 第 1 名 " in said.reply and "\n1. " not in said.reply
 
 
 def check_leave_flow(chat: ChatDriver, activity_id: int, group: str) -> None:
