@@ -27,11 +27,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import secrets
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,10 +63,10 @@ from app.services.roster import import_roster
 from benchmarks.common import (
     PG_SERVER,
     figures,
-    free_port,
     log,
     psycopg_conninfo,
     scratch_database,
+    uvicorn_server,
 )
 from bot.fakes.dingtalk import FakeDingTalk, SentMessage, signed_callback_headers
 
@@ -259,9 +257,7 @@ def _resolve(future: asyncio.Future[float], value: float) -> None:
 @contextmanager
 def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator[str]:
     """`uvicorn app.main:app` (one worker) against the database and the fake; its base URL."""
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": url,
         "APP_ENV": "prod",
         "SECRET_KEY": secrets.token_urlsafe(32),
@@ -271,32 +267,8 @@ def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator
         "DINGTALK_OAPI_BASE": fake.base_url,
         "LOG_LEVEL": "WARNING",
     }
-    command = [str(ROOT / ".venv" / "bin" / "uvicorn"), "app.main:app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file,
-                               stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready within 60 s")
-            time.sleep(0.2)
-        log(f"server pid {process.pid} ready on {base}")
+    with uvicorn_server(env, log_file) as (base, _):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log(f"server stopped (status {process.returncode})")
 
 
 # ---------------------------------------------------------------- timed part

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import random
@@ -66,11 +65,11 @@ from app.services.checkin import current_token
 from benchmarks.common import (
     PG_SERVER,
     figures,
-    free_port,
     log,
     percentile,
     psycopg_conninfo,
     scratch_database,
+    uvicorn_server,
 )
 from miniapp_api.session import issue_session
 
@@ -199,12 +198,6 @@ def setup(engine: Engine, args: argparse.Namespace) -> Built:
 # ---------------------------------------------------------------- the server
 
 
-def _die_with_parent() -> None:
-    # Linux: the server gets SIGTERM if this process dies without unwinding (e.g. SIGKILL).
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
 @dataclass
 class Server:
     """The running server: where it answers and its process id (for py-spy)."""
@@ -217,9 +210,7 @@ class Server:
 def server(url: str, secret: str, rotate_s: int | None, pool_size: int | None,
            log_file: TextIO) -> Iterator[Server]:
     """`uvicorn app.main:app` (one worker) against the database; stopped on the way out."""
-    port = free_port()
     env = {
-        **os.environ,
         "DATABASE_URL": url,
         "APP_ENV": "prod",
         "SECRET_KEY": secret,
@@ -230,34 +221,8 @@ def server(url: str, secret: str, rotate_s: int | None, pool_size: int | None,
         env["CHECKIN_QR_ROTATE_S"] = str(rotate_s)
     if pool_size is not None:
         env["DB_POOL_SIZE"] = str(pool_size)
-    command = [str(ROOT / ".venv" / "bin" / "uvicorn"), "app.main:app", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log_file,
-                               stderr=subprocess.STDOUT,
-                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the server exited with status {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready within 60 s")
-            time.sleep(0.2)
-        log(f"server pid {process.pid} ready on {base}")
-        yield Server(base, process.pid)
-    finally:
-        process.terminate()
-        try:
-            # uvicorn waits for requests in flight; one stuck on the pool would take 30 s.
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log(f"server stopped (status {process.returncode})")
+    with uvicorn_server(env, log_file) as (base, pid):
+        yield Server(base, pid)
 
 
 # ---------------------------------------------------------------- timed part

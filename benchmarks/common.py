@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import math
 import os
 import shutil
+import signal
 import socket
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
+import httpx
 import psycopg
 from sqlalchemy.engine import make_url
 
@@ -94,3 +100,47 @@ def figures(latencies_s: Sequence[float], done: int, span_s: float) -> dict[str,
         "p99_ms": round(percentile(latencies_s, 0.99) * 1000, 2),
         "per_s": round(done / span_s, 1) if span_s > 0 else 0.0,
     }
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if this process dies without unwinding (e.g. SIGKILL).
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+@contextmanager
+def uvicorn_server(env: dict[str, str], log_file: TextIO) -> Iterator[tuple[str, int]]:
+    """The real server (`uvicorn app.main:app`, one worker) with `env` on a free port, ready
+    (its /readyz answered); yields its base URL and pid, and stops it on the way out."""
+    port = free_port()
+    command = [str(ROOT / ".venv" / "bin" / "uvicorn"), "app.main:app", "--host", "127.0.0.1",
+               "--port", str(port), "--workers", "1"]
+    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file,
+                               stderr=subprocess.STDOUT,
+                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the server exited with status {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready within 60 s")
+            time.sleep(0.2)
+        log(f"server pid {process.pid} ready on {base}")
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            # uvicorn waits for requests in flight; one stuck on the pool would take 30 s.
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log(f"server stopped (status {process.returncode})")

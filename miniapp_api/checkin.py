@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -139,20 +140,29 @@ def _not_managed(exc: ActivityError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, 404 if "找不到" in str(exc) else 403)
 
 
+def _current_url(settings: Settings, activity_id: int, now: datetime) -> str:
+    token = current_token(secret=settings.secret_key.get_secret_value(),
+                          activity_id=activity_id, now=now,
+                          rotate_s=settings.checkin_qr_rotate_s)
+    return checkin_url(settings, token)
+
+
+def _qr_image(session: SessionDep, person: Person, settings: Settings, activity_id: int,
+              render: Callable[[str], bytes | str], media_type: str) -> Response:
+    try:
+        _managed(session, person, activity_id)
+    except ActivityError as exc:
+        return _not_managed(exc)
+    return Response(render(_current_url(settings, activity_id, utcnow())),
+                    media_type=media_type, headers={"Cache-Control": "no-store"})
+
+
 @api_router.get("/activities/{activity_id}/qr.png", response_class=Response,
                 responses={200: {"content": {"image/png": {}}}})
 def qr_code_png(activity_id: int, person: ApiPerson, session: SessionDep,
                 settings: SettingsDep) -> Response:
     """The activity's current check-in QR code as PNG (secretaries of the branch only)."""
-    try:
-        _managed(session, person, activity_id)
-    except ActivityError as exc:
-        return _not_managed(exc)
-    token = current_token(secret=settings.secret_key.get_secret_value(),
-                          activity_id=activity_id, now=utcnow(),
-                          rotate_s=settings.checkin_qr_rotate_s)
-    return Response(qr_png(checkin_url(settings, token)), media_type="image/png",
-                    headers={"Cache-Control": "no-store"})
+    return _qr_image(session, person, settings, activity_id, qr_png, "image/png")
 
 
 @api_router.get("/activities/{activity_id}/qr.svg", response_class=Response,
@@ -160,15 +170,7 @@ def qr_code_png(activity_id: int, person: ApiPerson, session: SessionDep,
 def qr_code_svg(activity_id: int, person: ApiPerson, session: SessionDep,
                 settings: SettingsDep) -> Response:
     """The activity's current check-in QR code as SVG (secretaries of the branch only)."""
-    try:
-        _managed(session, person, activity_id)
-    except ActivityError as exc:
-        return _not_managed(exc)
-    token = current_token(secret=settings.secret_key.get_secret_value(),
-                          activity_id=activity_id, now=utcnow(),
-                          rotate_s=settings.checkin_qr_rotate_s)
-    return Response(qr_svg(checkin_url(settings, token)), media_type="image/svg+xml",
-                    headers={"Cache-Control": "no-store"})
+    return _qr_image(session, person, settings, activity_id, qr_svg, "image/svg+xml")
 
 
 def screen_state(*, session: SessionDep, settings: Settings, activity: Activity,
@@ -177,12 +179,10 @@ def screen_state(*, session: SessionDep, settings: Settings, activity: Activity,
     assert activity.id is not None
     rotate = settings.checkin_qr_rotate_s
     window = window_index(now, rotate)
-    token = current_token(secret=settings.secret_key.get_secret_value(),
-                          activity_id=activity.id, now=now, rotate_s=rotate)
     count = live_count(session=session, activity=activity)
     status = status_at(activity, now)
     refresh = int((window_ends_at(window, rotate) - now.timestamp()) * 1000) + 200
-    return ScreenState(checkin_url=checkin_url(settings, token), window=window,
+    return ScreenState(checkin_url=_current_url(settings, activity.id, now), window=window,
                        refresh_in_ms=max(500, refresh), status=status.value,
                        status_label=status.label, expected=count.expected,
                        checked_in=count.checked_in, visitors=count.visitors, latest=count.latest)
