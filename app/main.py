@@ -81,7 +81,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="党员积分助手 partypoints", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.engine = engine
-    app.state.dispatcher = build_dispatcher(engine=engine, settings=settings)
+    app.state.dispatcher = build_dispatcher(engine=engine, settings=settings,
+                                           on_queued=worker.kick)
     app.state.dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
     app.state.login_resolvers = resolvers
     app.state.outbox_worker = worker

@@ -26,6 +26,8 @@ class SimulatorFeed:
 
     def __init__(self, size: int = 500) -> None:
         self._posts: deque[Post] = deque(maxlen=size)
+        # Positions count every post ever added, so a reader stays in step once old ones drop.
+        self._added = 0
         self._lock = threading.Lock()
 
     def add(self, *, reply: Reply, chat_id: str | None = None, user_id: str | None = None) -> None:
@@ -33,12 +35,14 @@ class SimulatorFeed:
         with self._lock:
             self._posts.append(Post(datetime.now(UTC).isoformat(), chat_id, user_id,
                                     asdict(reply)))
+            self._added += 1
 
     def since(self, index: int) -> tuple[int, list[Post]]:
         """Posts after position `index`, and the position to ask from next time."""
         with self._lock:
-            posts = list(self._posts)
-        return len(posts), posts[index:]
+            posts, added = list(self._posts), self._added
+        first = added - len(posts)
+        return added, posts[max(0, index - first):]
 
     def send(self, note: Notification) -> None:
         """Record one notification (the outbox worker's sender for the simulator)."""

@@ -14,7 +14,7 @@ from app.config import Settings
 from app.db import write_session
 from app.domain.vocab import Role
 from app.models import ChatGroup, Person
-from app.services import chat_groups
+from app.services import chat_groups, outbox
 from app.services.access import all_roles, person_for
 from app.services.activities import ActivityError
 from app.services.ledger import LedgerError
@@ -115,8 +115,11 @@ class Dispatcher:
     def __init__(
         self, *, engine: Engine, settings: Settings, routers: Iterable[Router],
         fallback: Handler, clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        on_queued: Callable[[], None] = lambda: None,
     ) -> None:
         self.engine = engine
+        # Called after a message's transaction committed outbox posts (wakes the worker).
+        self.on_queued = on_queued
         self.settings = settings
         self.clock = clock
         self.fallback = fallback
@@ -138,7 +141,11 @@ class Dispatcher:
                                            message_id=message.message_id, now=now):
                 log.info("duplicate %s message %s ignored", message.platform, message.message_id)
                 return None
-            return self._handle(session, message, now)
+            outcome = self._handle(session, message, now)
+            queued = outbox.queued_in(session)
+        if queued:
+            self.on_queued()
+        return outcome
 
     def _handle(self, session: Session, message: IncomingMessage, now: datetime) -> Outcome:
         group = (chat_groups.group_for(session=session, platform=message.platform,
@@ -193,9 +200,13 @@ class Dispatcher:
                 return Outcome(Reply("无法处理这次操作：账号未登记或按钮已失效。"), refused=True)
             try:
                 with session.begin_nested():
-                    return handler(session, person, action, now)
+                    outcome = handler(session, person, action, now)
             except USER_ERRORS as exc:
                 return Outcome(Reply(str(exc)), refused=True)
+            queued = outbox.queued_in(session)
+        if queued:
+            self.on_queued()
+        return outcome
 
 
 def _role_names(roles: frozenset[Role] | None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -31,9 +32,11 @@ class DingTalkLogin:
             raise LoginRejected(f"{exc.code} {exc.message}") from None
 
 
-def build_dispatcher(*, engine: Engine, settings: Settings) -> Dispatcher:
-    """The one dispatcher every channel feeds."""
-    return Dispatcher(engine=engine, settings=settings, routers=ROUTERS, fallback=fallback)
+def build_dispatcher(*, engine: Engine, settings: Settings,
+                     on_queued: Callable[[], None] = lambda: None) -> Dispatcher:
+    """The one dispatcher every channel feeds; `on_queued` runs when a message queued posts."""
+    return Dispatcher(engine=engine, settings=settings, routers=ROUTERS, fallback=fallback,
+                      on_queued=on_queued)
 
 
 def dingtalk_deliverer(settings: Settings, http: httpx.Client) -> DingTalkDeliverer:

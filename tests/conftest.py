@@ -19,6 +19,12 @@ from app.models import metadata
 from app.services.reports import clear_live_boards
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """No app built by a test runs the outbox worker or scheduler unless the test asks for it:
+    tests deliver and run jobs themselves, deterministically."""
+    os.environ["EMBEDDED_WORKER"] = "false"
+
+
 def _postgres_url() -> str | None:
     url = os.environ.get("TEST_DATABASE_URL", "")
     if os.environ.get("PARTYPOINTS_REQUIRE_POSTGRES") and not url.startswith("postgresql"):

@@ -35,7 +35,18 @@ def enqueue(*, session: Session, kind: str, period: str, platform: str, target: 
         .on_conflict_do_nothing(index_elements=["kind", "period", "target"])
         .returning(OutboxMessage.id)
     )
-    return session.execute(statement).first() is not None
+    queued = session.execute(statement).first() is not None
+    if queued:
+        session.info[_QUEUED] = True
+    return queued
+
+
+_QUEUED = "outbox_queued"
+
+
+def queued_in(session: Session) -> bool:
+    """Whether this session queued a post, so the caller can wake the worker after commit."""
+    return bool(session.info.get(_QUEUED))
 
 
 # The statuses a worker may pick up; `sending` only once its lease has run out (its worker died).

@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 from app.models import Activity, LeaveStatus
-from app.services.access import platform_userid
-from app.services.activities import (
-    LEAVE_KINDS,
-    ActivityError,
-    approvers_of,
-    request_leave,
-    upcoming,
-)
-from app.services.notices import leave_request_card
+from app.services.activities import LEAVE_KINDS, ActivityError, request_leave, upcoming
+from app.services.notices import queue_leave_requested
 from bot.dispatcher import Context, Router, UserError
-from bot.types import Notification, Outcome, Reply, reply_from_notice
+from bot.types import Outcome, Reply
 
 router = Router()
 
@@ -59,15 +52,11 @@ def ask_leave(ctx: Context) -> Outcome:
         raise UserError(f"{exc}{hint}") from None
     activity = ctx.session.get(Activity, leave.activity_id)
     assert activity is not None
-    card = reply_from_notice(leave_request_card(leave=leave, member=ctx.person,
-                                                activity=activity,
-                                                when=local(ctx, activity.starts_at)))
-    notifications = [
-        Notification(ctx.message.platform, card, user_id=uid)
-        for secretary in approvers_of(session=ctx.session, leave=leave)
-        if (uid := platform_userid(secretary, ctx.message.platform))
-    ]
+    # The card goes through the outbox in this transaction: a failed send is retried, and
+    # nothing is posted for a request that did not commit.
+    reached = queue_leave_requested(session=ctx.session, leave=leave,
+                                    when=local(ctx, activity.starts_at))
     text = f"已提交请假申请 Q{leave.id}，等待支部书记审批，结果会私信通知您。"
-    if not notifications:
+    if not reached:
         text += "（本支部暂未登记书记账号，请直接联系支部书记。）"
-    return Outcome(Reply(text, mention_sender=True), notifications)
+    return Outcome(Reply(text, mention_sender=True))

@@ -7,14 +7,13 @@ from datetime import datetime
 from sqlmodel import Session
 
 from app.domain.vocab import Role
-from app.models import LeaveRequest, LeaveStatus, Person
-from app.services.access import platform_userid
+from app.models import LeaveStatus, Person
 from app.services.activities import decide_leave, pending_leaves
 from app.services.ledger import Actor, indicator_name, pending_in_branches, review_entry
-from app.services.notices import leave_decided
+from app.services.notices import queue_leave_decided
 from bot.commands.points import fmt
 from bot.dispatcher import Context, Router, UserError
-from bot.types import CardAction, Notification, Outcome, Reply, reply_from_notice
+from bot.types import CardAction, Outcome, Reply
 
 router = Router()
 SECRETARY = (Role.branch_secretary,)
@@ -51,15 +50,6 @@ def _number(ctx: Context, verb: str) -> tuple[str, int]:
     return kind, int(digits)
 
 
-def _decided(session: Session, leave: LeaveRequest, platform: str) -> list[Notification]:
-    """Tell the member how their leave request was decided."""
-    member = session.get(Person, leave.person_id)
-    uid = platform_userid(member, platform) if member else None
-    if uid is None:
-        return []
-    return [Notification(platform, reply_from_notice(leave_decided(leave=leave)), user_id=uid)]
-
-
 def _decide(ctx: Context, *, approve: bool) -> Outcome:
     verb = "批准" if approve else "驳回"
     kind, number = _number(ctx, verb)
@@ -74,8 +64,8 @@ def _decide(ctx: Context, *, approve: bool) -> Outcome:
                                   approve=approve, reason=reason, now=ctx.now)
     if not changed:
         return Outcome(Reply(f"请假申请 Q{number} 此前已{verb}，无需重复操作。"))
-    return Outcome(Reply(f"已{verb}请假申请 Q{number}。", mention_sender=True),
-                   _decided(ctx.session, leave, ctx.message.platform))
+    queue_leave_decided(session=ctx.session, leave=leave)
+    return Outcome(Reply(f"已{verb}请假申请 Q{number}。", mention_sender=True))
 
 
 @router.command("批准", summary="批准请假或申报", usage="/批准 编号", roles=SECRETARY,
@@ -103,7 +93,9 @@ def _card(session: Session, person: Person, action: CardAction, now: datetime,
     verdict = LeaveStatus(leave.status).label
     update = Reply(f"请假申请 Q{leave.id}：{verdict}（{person.name}）", title="请假申请",
                    card_id=action.card_id)
-    return Outcome(update, _decided(session, leave, action.platform) if changed else [])
+    if changed:
+        queue_leave_decided(session=session, leave=leave)
+    return Outcome(update)
 
 
 @router.card_action("leave.approve")

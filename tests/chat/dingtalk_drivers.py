@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from app.db import write_session
 from app.models import ChatGroup, Organization, Platform
 from bot.fakes.dingtalk import FakeDingTalk, SentMessage, signed_callback_headers
+from bot.outbox_worker import OutboxWorker
 from tests.chat.conformance import Said
 
 CLIENT_ID = "dingconformance"
@@ -23,9 +24,11 @@ TEMPLATE_BUTTONS = (("批准", "leave.approve"), ("驳回", "leave.reject"))
 
 
 class _DingTalkGroups:
-    def __init__(self, engine: Engine, fake: FakeDingTalk) -> None:
+    def __init__(self, engine: Engine, fake: FakeDingTalk, worker: OutboxWorker) -> None:
         self.engine = engine
         self.fake = fake
+        # The app's outbox worker: leave cards and verdicts are posted through the outbox.
+        self.worker = worker
         self._n = 0
 
     def bind(self, branch: Organization) -> str:
@@ -52,6 +55,7 @@ class _DingTalkGroups:
             conversation_type="2" if group else "1", sender_staff_id=userid, **extra)
 
     def _collect(self, sent_before: int, cards_before: set[str]) -> Said:
+        self.worker.run_once()
         new: list[SentMessage] = self.fake.sent[sent_before:]
         replies = [m.text for m in new if m.kind in ("session", "group")]
         said = Said(replies[0] if replies else None)
@@ -71,6 +75,7 @@ class _DingTalkGroups:
     def click(self, userid: str, card_id: str, action: str, params: dict[str, str]) -> str:
         """Click through the fake's Stream gateway; the card text the clicker then sees."""
         response = self.fake.click_card(card_id, userid, action, params) or {}
+        self.worker.run_once()
         private = response.get("privateData", {}).get(userid, {})
         shown = private or response.get("cardData", {})
         return shown.get("cardParamMap", {}).get("status", "")
@@ -80,7 +85,7 @@ class DingTalkHttpDriver(_DingTalkGroups):
     """Robot messages as signed HTTP-mode callbacks to /bot/dingtalk/callback."""
 
     def __init__(self, engine: Engine, fake: FakeDingTalk, client: TestClient) -> None:
-        super().__init__(engine, fake)
+        super().__init__(engine, fake, client.app.state.outbox_worker)  # type: ignore[attr-defined]
         self.client = client
 
     def say(self, userid: str, text: str, *, group: str | None = None,
@@ -98,8 +103,8 @@ class DingTalkHttpDriver(_DingTalkGroups):
 class DingTalkStreamDriver(_DingTalkGroups):
     """Robot messages as Stream CALLBACK frames through the fake gateway."""
 
-    def __init__(self, engine: Engine, fake: FakeDingTalk) -> None:
-        super().__init__(engine, fake)
+    def __init__(self, engine: Engine, fake: FakeDingTalk, worker: OutboxWorker) -> None:
+        super().__init__(engine, fake, worker)
         self.handled: dict[str, threading.Event] = {}
 
     def wrap(self, handler: Any) -> Any:

@@ -13,21 +13,15 @@ from app.db import write_session
 from app.models import ChatGroup, Organization, Platform
 from app.services.people import find_person
 from bot.dispatcher import Dispatcher
+from bot.outbox_worker import OutboxWorker
 from bot.types import CardAction, ChatType, IncomingMessage, Notification, Outcome
 from tests.chat.conformance import Said
 
 _unbound = itertools.count(1)
 
 
-def said_from(outcome: Outcome | None) -> Said:
-    """Sort an outcome into the reply, private messages and cards, keyed by userid."""
-    if outcome is None:
-        return Said(None)
-    return said_from_parts(outcome.reply.text if outcome.reply else None, outcome.notifications)
-
-
 def said_from_parts(reply: str | None, notes: list[Notification]) -> Said:
-    """The same, from a reply text and notifications."""
+    """Sort a reply and notifications into the reply, private messages and cards, by userid."""
     said = Said(reply)
     for note in notes:
         if note.reply.buttons:
@@ -60,11 +54,24 @@ class SimulatorGroups:
 
 
 class DispatcherDriver(SimulatorGroups):
-    """Calls dispatch() directly with simulator messages."""
+    """Calls dispatch() directly with simulator messages; delivers the outbox after each."""
 
     def __init__(self, engine: Engine, dispatcher: Dispatcher) -> None:
         super().__init__(engine)
         self.dispatcher = dispatcher
+        self.delivered: list[Notification] = []
+        capture = self.delivered.append
+        self.worker = OutboxWorker(engine=engine, senders={
+            Platform.DINGTALK.value: capture, Platform.WECOM.value: capture,
+            Platform.SIMULATOR.value: capture})
+
+    def _with_posts(self, outcome: Outcome | None) -> Said:
+        self.delivered.clear()
+        self.worker.run_once()
+        if outcome is None:
+            return said_from_parts(None, self.delivered)
+        reply = outcome.reply.text if outcome.reply else None
+        return said_from_parts(reply, [*outcome.notifications, *self.delivered])
 
     def say(self, userid: str, text: str, *, group: str | None = None,
             message_id: str | None = None) -> Said:
@@ -73,12 +80,13 @@ class DispatcherDriver(SimulatorGroups):
             platform=Platform.SIMULATOR, chat_id=group or f"single-{userid}",
             chat_type=ChatType.GROUP if group else ChatType.SINGLE, sender_userid=userid,
             text=text, message_id=message_id or uuid.uuid4().hex, received_at=datetime.now(UTC))
-        return said_from(self.dispatcher.dispatch(message))
+        return self._with_posts(self.dispatcher.dispatch(message))
 
     def click(self, userid: str, card_id: str, action: str, params: dict[str, str]) -> str:
         """Dispatch a card click."""
         outcome = self.dispatcher.card_action(
             CardAction(Platform.SIMULATOR, userid, card_id, action, params))
+        self._with_posts(None)
         return outcome.reply.text if outcome.reply else ""
 
 
@@ -105,28 +113,37 @@ class SimulatorDriver(SimulatorGroups):
             dispatcher = self.client.app.state.dispatcher  # type: ignore[attr-defined]
             return DispatcherDriver(self.engine, dispatcher).say(
                 userid, text, group=group, message_id=message_id)
+        start = self._feed_position()
         response = self.client.post("/dev/chat/messages",
                                     json={"person_id": person_id, "text": text, "chat_id": group})
         assert response.status_code == 200, response.text
-        return _said_json(response.json())
+        reply = response.json()["reply"]
+        return self._said_feed(reply["text"] if reply else None, start)
 
     def click(self, userid: str, card_id: str, action: str, params: dict[str, str]) -> str:
         """POST /dev/chat/cards/click."""
+        start = self._feed_position()
         response = self.client.post("/dev/chat/cards/click", json={
             "person_id": self._person_id(userid), "card_id": card_id, "action": action,
             "params": params})
         assert response.status_code == 200, response.text
+        self._said_feed(None, start)
         reply = response.json()["reply"]
         return reply["text"] if reply else ""
 
+    def _feed_position(self) -> int:
+        return int(self.client.get("/dev/chat/feed", params={"since": 10**9}).json()["next"])
 
-def _said_json(body: dict) -> Said:  # type: ignore[type-arg]
-    said = Said(body["reply"]["text"] if body["reply"] else None)
-    for note in body["notifications"]:
-        reply = note["reply"]
-        if reply["buttons"]:
-            buttons = [(b["label"], b["action"], b["params"]) for b in reply["buttons"]]
-            said.cards.append((note["user_id"] or "", reply["card_id"] or "", buttons))
-        else:
-            said.private.setdefault(note["user_id"] or "", []).append(reply["text"])
-    return said
+    def _said_feed(self, reply: str | None, start: int) -> Said:
+        """The reply, and what the feed shows since `start` once the outbox was delivered."""
+        self.client.app.state.outbox_worker.run_once()  # type: ignore[attr-defined]
+        posts = self.client.get("/dev/chat/feed", params={"since": start}).json()["posts"]
+        said = Said(reply)
+        for post in posts:
+            sent = post["reply"]
+            if sent["buttons"]:
+                buttons = [(b["label"], b["action"], b["params"]) for b in sent["buttons"]]
+                said.cards.append((post["user_id"] or "", sent["card_id"] or "", buttons))
+            elif post["user_id"]:
+                said.private.setdefault(post["user_id"], []).append(sent["text"])
+        return said

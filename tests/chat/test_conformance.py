@@ -57,7 +57,7 @@ def world(request, db, db_url):
         if request.param == "dingtalk_http":
             driver = dd.DingTalkHttpDriver(db, fake, client)
         else:
-            driver = dd.DingTalkStreamDriver(db, fake)
+            driver = dd.DingTalkStreamDriver(db, fake, app.state.outbox_worker)
         dispatcher, deliverer = app.state.dispatcher, app.state.dingtalk
         if isinstance(driver, dd.DingTalkStreamDriver):
             # Same handlers as the CLI's stream, wrapped so the test can wait for each message.
