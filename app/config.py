@@ -51,10 +51,23 @@ class Settings(BaseSettings):
     delivery_app_per_min: int = Field(default=600, ge=1)
     delivery_lease_s: float = Field(default=300.0, gt=0)
 
-    # WeCom app (H5 OAuth login); the rest of WeCom is configured with the WeCom adapter.
+    # WeCom self-built app: 1:1 messages and its callback, approval cards, H5 OAuth login.
     wecom_corp_id: str = ""
     wecom_agent_id: str = ""
+    wecom_secret: SecretStr = SecretStr("")
+    wecom_token: SecretStr = SecretStr("")
+    wecom_encoding_aes_key: SecretStr = SecretStr("")
+    # WeCom 智能机器人 (AI bot) in branch groups: its callback (token and key) or its long
+    # connection (bot id and secret). WECOM_AIBOT_MODE=ws means `partypoints wecom-aibot` holds
+    # the connection and also delivers WeCom posts (it alone can post to AI-bot groups).
+    wecom_aibot_id: str = ""
+    wecom_aibot_secret: SecretStr = SecretStr("")
+    wecom_aibot_token: SecretStr = SecretStr("")
+    wecom_aibot_encoding_aes_key: SecretStr = SecretStr("")
+    wecom_aibot_mode: Literal["callback", "ws"] = "callback"
+    wecom_api_base: str = "https://qyapi.weixin.qq.com"
     wecom_open_base: str = "https://open.weixin.qq.com"
+    wecom_ws_url: str = "wss://openws.work.weixin.qq.com"
 
     # Activities and check-in. The QR token changes every CHECKIN_QR_ROTATE_S seconds and is
     # accepted in its own window and the next one only.
@@ -75,6 +88,12 @@ class Settings(BaseSettings):
     monthly_board_at: time = time(9, 0)
     digest_at: time = time(9, 0)
     self_evaluation_deadline_day: int = Field(default=25, ge=1, le=31)
+
+    @property
+    def wecom_app_configured(self) -> bool:
+        """The WeCom app can send messages (corp id, agent id and secret are set)."""
+        return bool(self.wecom_corp_id and self.wecom_agent_id
+                    and self.wecom_secret.get_secret_value())
 
     @property
     def robot_code(self) -> str:

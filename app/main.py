@@ -8,6 +8,8 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -17,10 +19,11 @@ from sqlalchemy.engine import Engine
 
 from app import migrate
 from app.config import Settings, load_settings_or_exit
-from app.db import make_engine
+from app.db import make_engine, read_session
 from app.deps import EngineDep
 from app.jobs.scheduler import start_embedded
 from app.ports import LoginCodeResolver
+from app.services.board_post import own_board_picture
 from bot import simulator
 from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
@@ -37,11 +40,18 @@ from bot.outbox_worker import (
 )
 from bot.runtime import (
     DingTalkLogin,
+    WeComLogin,
     build_dispatcher,
     dingtalk_deliverer,
     dingtalk_stream,
+    wecom_channel,
+    wecom_senders,
 )
 from bot.types import Notification
+from bot.wecom import callback as wecom_callback
+from bot.wecom.adapter import handle_message, message_from_aibot
+from bot.wecom.aibot_ws import AibotConnection
+from bot.wecom.callback import WeComChannel
 from miniapp_api import web
 
 log = logging.getLogger(__name__)
@@ -87,6 +97,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_resolvers = resolvers
     app.state.outbox_worker = worker
     app.include_router(dingtalk_callback.router)
+    app.state.wecom = wecom_channel(settings, http)
+    app.include_router(wecom_callback.router)
+    if app.state.wecom is not None:
+        if settings.wecom_app_configured:
+            resolvers["wecom"] = WeComLogin(app.state.wecom.client)
+        if settings.wecom_aibot_mode != "ws":
+            add_wecom_delivery(settings, engine, app.state.wecom, senders, robot_senders)
     if app.state.dingtalk is not None:
         senders["dingtalk"] = app.state.dingtalk.notify
         resolvers["dingtalk"] = DingTalkLogin(app.state.dingtalk.client)
@@ -139,6 +156,64 @@ def run_dingtalk_stream() -> None:
     engine.dispose()
 
 
+def wecom_aibot_runner(settings: Settings, *, engine: Engine, http: httpx.Client,
+                      **options: Any) -> tuple[AibotConnection, OutboxWorker]:
+    """The AI bot's long connection feeding the dispatcher, and the WeCom outbox worker that
+    posts through it (only this process can reach AI-bot groups)."""
+    channel = wecom_channel(settings, http)
+    assert channel is not None
+    dispatcher = build_dispatcher(engine=engine, settings=settings)
+
+    def on_message(req_id: str, body: dict[str, Any]) -> None:
+        message = message_from_aibot(body, received_at=datetime.now(UTC))
+        if message is None:
+            return
+        handle_message(message=message, dispatcher=dispatcher, deliverer=channel.deliverer,
+                       respond=lambda md: connection.respond(req_id=req_id, markdown=md))
+
+    connection = AibotConnection(url=settings.wecom_ws_url, bot_id=settings.wecom_aibot_id,
+                                 secret=settings.wecom_aibot_secret.get_secret_value(),
+                                 on_message=on_message, **options)
+    channel.deliverer.aibot = connection
+    senders: dict[str, Sender] = {}
+    robot_senders: dict[str, RobotSender] = {}
+    add_wecom_delivery(settings, engine, channel, senders, robot_senders)
+    worker = outbox_worker(settings, engine=engine, senders=senders, robot_senders=robot_senders)
+    dispatcher.on_queued = worker.kick
+    return connection, worker
+
+
+def run_wecom_aibot() -> None:
+    """Hold the AI bot's long connection and deliver WeCom posts (the `wecom-aibot` command)."""
+    settings = load_settings_or_exit()
+    _configure_logging(settings)
+    if not settings.wecom_aibot_id or not settings.wecom_aibot_secret.get_secret_value():
+        print("请先配置 WECOM_AIBOT_ID 和 WECOM_AIBOT_SECRET", file=sys.stderr)
+        raise SystemExit(2)
+    if settings.wecom_aibot_mode != "ws":
+        log.warning("WECOM_AIBOT_MODE 不是 ws：网页服务和本进程都会发送企业微信消息")
+    engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+    with httpx.Client(timeout=settings.http_timeout_s) as http:
+        connection, worker = wecom_aibot_runner(settings, engine=engine, http=http)
+        worker.start()
+        log.info("wecom aibot starting for bot %s", settings.wecom_aibot_id)
+        try:
+            connection.run_forever()
+        finally:
+            worker.stop()
+    engine.dispose()
+
+
+def add_wecom_delivery(settings: Settings, engine: Engine, channel: WeComChannel,
+                       senders: dict[str, Sender], robot_senders: dict[str, RobotSender]) -> None:
+    """Let an outbox worker post to WeCom: app messages, AI-bot posts and group robots."""
+    def picture(url: str) -> bytes | None:
+        with read_session(engine) as session:
+            return own_board_picture(session=session, settings=settings, url=url)
+
+    senders["wecom"], robot_senders["wecom"] = wecom_senders(settings, channel, picture)
+
+
 def outbox_worker(settings: Settings, *, engine: Engine, senders: dict[str, Sender],
                   robot_senders: dict[str, RobotSender]) -> OutboxWorker:
     """The outbox delivery worker with the DELIVERY_* limits."""
@@ -187,8 +262,12 @@ def run_outbox_worker(
         else:
             log.warning("未配置钉钉应用（DINGTALK_CLIENT_ID）：只能经群自定义机器人发送，"
                         "私聊和没有机器人的群的消息将标记为 dead")
+        robot_senders = {"dingtalk": dingtalk_robot_sender(client)}
+        channel = wecom_channel(settings, http)
+        if channel is not None and settings.wecom_aibot_mode != "ws":
+            add_wecom_delivery(settings, engine, channel, senders, robot_senders)
         worker = outbox_worker(settings, engine=engine, senders=senders,
-                               robot_senders={"dingtalk": dingtalk_robot_sender(client)})
+                               robot_senders=robot_senders)
 
         def stop(signum: int, _frame: object) -> None:
             log.info("收到 %s，发完当前这条后停止", signal.Signals(signum).name)

@@ -194,6 +194,11 @@ class Dispatcher:
         """Handle a verified card click; the clicker is authorised by the handler."""
         now = self.clock()
         with write_session(self.engine) as session:
+            if action.event_id and not chat_groups.first_sight(
+                    session=session, platform=action.platform, message_id=action.event_id,
+                    now=now):
+                log.info("duplicate %s card event %s ignored", action.platform, action.event_id)
+                return Outcome(None)
             person = person_for(session=session, platform=action.platform, userid=action.user_id)
             handler = self.card_actions.get(action.action)
             if person is None or handler is None:

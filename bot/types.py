@@ -95,3 +95,6 @@ class CardAction:
     card_id: str
     action: str
     params: dict[str, str]
+    # The platform's id of this click event, when it redelivers events (WeCom): seen twice,
+    # the click is applied once.
+    event_id: str = ""

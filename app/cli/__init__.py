@@ -30,6 +30,14 @@ def dingtalk_stream() -> None:
     run_dingtalk_stream()
 
 
+@cli.command("wecom-aibot")
+def wecom_aibot() -> None:
+    """连接企业微信智能机器人长连接，接收群聊 @机器人 消息；同时负责发送企业微信消息。"""
+    from app.main import run_wecom_aibot
+
+    run_wecom_aibot()
+
+
 def main() -> None:
     """Console-script entry point."""
     cli()

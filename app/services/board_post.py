@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from app.config import Settings
 from app.domain.periods import parse_month
 from app.domain.scheme import RankingMode
 from app.domain.scoring import Board, BoardRow, visible_board
-from app.links import board_image_url, board_page_url
+from app.links import board_image_url, board_page_url, verify_board_signature
 from app.models import Organization
 from app.render import board_png
 from app.render.board_png import points_text
@@ -141,6 +142,29 @@ def board_picture(posted: GroupBoard, *, font: Path | None) -> bytes | None:
     return board_png.render_board_png(
         posted.board, title=posted.branch_name, subtitle=posted.label, font=font, notes=posted.notes
     )
+
+
+_OWN_PICTURE = re.compile(r"/media/boards/(\d+)/(\d{4}-\d{2})\.png\?sig=([0-9a-f]+)$")
+
+
+def own_board_picture(*, session: Session, settings: Settings, url: str) -> bytes | None:
+    """The PNG behind a board picture URL we posted, drawn here; None for any other URL.
+
+    Platforms that cannot show a linked image (WeCom) get the picture itself, so the sender
+    draws it rather than fetching its own public URL.
+    """
+    match = _OWN_PICTURE.search(url)
+    if match is None or not url.startswith(settings.public_base_url.rstrip("/")):
+        return None
+    branch_id, period, sig = int(match[1]), match[2], match[3]
+    branch = session.get(Organization, branch_id)
+    if branch is None or not verify_board_signature(settings, branch_id, period, sig):
+        return None
+    try:
+        posted = group_board(session=session, branch=branch, period=period)
+    except ReportError:
+        return None
+    return board_picture(posted, font=board_png.find_cjk_font(settings.board_font_path))
 
 
 def board_notice(

@@ -4,29 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from typing import Any
 
 from fastapi import APIRouter, BackgroundTasks, Request
 from fastapi.responses import JSONResponse
 
+from bot.background import bounded
 from bot.dingtalk.adapter import DingTalkDeliverer, handle_bot_message
 from bot.dingtalk.signing import SignatureError, verify_callback
 from bot.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["dingtalk"])
-# Handling is CPU-bound Python: a few threads at a time finish sooner than forty fighting over
-# the interpreter lock, and leave the event loop free to answer DingTalk at once.
-_HANDLERS = threading.BoundedSemaphore(4)
-
-
-def _handle(**kwargs: Any) -> None:
-    with _HANDLERS:
-        handle_bot_message(**kwargs)
-
-
 @router.post("/bot/dingtalk/callback")
 async def dingtalk_callback(request: Request, background: BackgroundTasks) -> JSONResponse:
     """Receive a robot message: signature first, then 200 at once; the reply follows."""
@@ -56,5 +45,6 @@ async def dingtalk_callback(request: Request, background: BackgroundTasks) -> JS
         return JSONResponse({"error": "请求体格式不对"}, 400)
     dispatcher: Dispatcher = request.app.state.dispatcher
     # Handled after the response so DingTalk never waits on the database or the reply.
-    background.add_task(_handle, payload=payload, dispatcher=dispatcher, deliverer=deliverer)
+    background.add_task(bounded, handle_bot_message, payload=payload, dispatcher=dispatcher,
+                        deliverer=deliverer)
     return JSONResponse({})

@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from bot.dingtalk.signing import robot_webhook_url
+from bot.token_cache import TokenCache
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -29,8 +28,6 @@ __all__ = ["MSG_PARAM_MAX_BYTES", "DingTalkClient", "DingTalkError"]
 log = logging.getLogger(__name__)
 
 MSG_PARAM_MAX_BYTES = 15_000
-# Refresh a token this long before DingTalk says it expires (ds-py does the same).
-TOKEN_EARLY_REFRESH_S = 300
 # Throttling codes: 130101 is observed on custom robots, 410100 is said to replace it.
 RATE_LIMIT_CODES = frozenset({"130101", "410100"})
 # oapi errcodes meaning "this access_token is unknown or expired": refetch it and retry once.
@@ -50,42 +47,6 @@ class DingTalkError(Exception):
         self.retryable = retryable
 
 
-@dataclass
-class _Token:
-    value: str
-    refresh_at: float
-
-
-class _TokenCache:
-    """One cached token, fetched by `fetch` under a lock so concurrent callers fetch once."""
-
-    def __init__(self, fetch: Callable[[], tuple[str, int]], clock: Callable[[], float]) -> None:
-        self._fetch = fetch
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._token: _Token | None = None
-
-    def get(self) -> str:
-        token = self._token
-        if token is not None and self._clock() < token.refresh_at:
-            return token.value
-        with self._lock:
-            token = self._token
-            if token is not None and self._clock() < token.refresh_at:
-                return token.value
-            value, expires_in = self._fetch()
-            # Never cache past expiry even if DingTalk ever answers with a very short lifetime.
-            margin = min(TOKEN_EARLY_REFRESH_S, expires_in / 2)
-            self._token = _Token(value, self._clock() + expires_in - margin)
-            return value
-
-    def invalidate(self, stale: str) -> None:
-        """Drop `stale` unless another thread already replaced it, so a 401 storm fetches once."""
-        with self._lock:
-            if self._token is not None and self._token.value == stale:
-                self._token = None
-
-
 class _RedactCredentials(logging.Filter):
     """Blank credentials that DingTalk carries in query strings out of third-party log lines.
 
@@ -93,7 +54,8 @@ class _RedactCredentials(logging.Filter):
     robot's `sign` and a sessionWebhook's `session` would otherwise land in the logs.
     """
 
-    _PATTERN = re.compile(r"((?:access_token|appsecret|sign|session|ticket)=)[^&\s\"']+", re.I)
+    _PATTERN = re.compile(
+        r"((?:access_token|appsecret|corpsecret|sign|session|ticket|key|code)=)[^&\s\"']+", re.I)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
@@ -147,8 +109,8 @@ class DingTalkClient:
         self._client_secret = client_secret
         self.robot_code = robot_code or client_id
         self._clock = clock
-        self._app_token = _TokenCache(self._fetch_app_token, clock)
-        self._oapi_token = _TokenCache(self._fetch_oapi_token, clock)
+        self._app_token = TokenCache(self._fetch_app_token, clock)
+        self._oapi_token = TokenCache(self._fetch_oapi_token, clock)
 
     def __repr__(self) -> str:
         return f"DingTalkClient(api_base={self._api_base!r}, client_id={self._client_id!r})"
