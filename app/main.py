@@ -8,7 +8,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -49,7 +48,7 @@ from bot.runtime import (
 )
 from bot.types import Notification
 from bot.wecom import callback as wecom_callback
-from bot.wecom.adapter import handle_message, message_from_aibot
+from bot.wecom.adapter import aibot_message_handler
 from bot.wecom.aibot_ws import AibotConnection
 from bot.wecom.callback import WeComChannel
 from miniapp_api import web
@@ -163,14 +162,9 @@ def wecom_aibot_runner(settings: Settings, *, engine: Engine, http: httpx.Client
     channel = wecom_channel(settings, http)
     assert channel is not None
     dispatcher = build_dispatcher(engine=engine, settings=settings)
-
-    def on_message(req_id: str, body: dict[str, Any]) -> None:
-        message = message_from_aibot(body, received_at=datetime.now(UTC))
-        if message is None:
-            return
-        handle_message(message=message, dispatcher=dispatcher, deliverer=channel.deliverer,
-                       respond=lambda md: connection.respond(req_id=req_id, markdown=md))
-
+    on_message = aibot_message_handler(
+        dispatcher=dispatcher, deliverer=channel.deliverer,
+        respond=lambda req_id, markdown: connection.respond(req_id=req_id, markdown=markdown))
     connection = AibotConnection(url=settings.wecom_ws_url, bot_id=settings.wecom_aibot_id,
                                  secret=settings.wecom_aibot_secret.get_secret_value(),
                                  on_message=on_message, **options)

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
@@ -76,7 +76,10 @@ def card_action_from_event(fields: dict[str, str]) -> CardAction | None:
         return None
     return CardAction(Platform.WECOM, userid, card_id_of(task_id), action,
                       dict(parse_qsl(query)),
-                      event_id=f"event:{userid}:{fields.get('CreateTime', '')}")
+                      # FromUserName+CreateTime as WeCom advises, with what makes two clicks
+                      # within one second apart: a redelivery repeats its ResponseCode.
+                      event_id=f"event:{userid}:{fields.get('CreateTime', '')}:"
+                               f"{fields.get('ResponseCode', '')}")
 
 
 # ---------------------------------------------------------------------------- outbound
@@ -211,6 +214,19 @@ def handle_message(*, message: IncomingMessage, dispatcher: Dispatcher,
                         exc.message)
     for note in outcome.notifications:
         deliverer.send(note)
+
+
+def aibot_message_handler(*, dispatcher: Dispatcher, deliverer: WeComDeliverer,
+                          respond: Callable[[str, str], None]) -> Callable[[str, dict[str, Any]],
+                                                                           None]:
+    """The long connection's message handler; `respond(req_id, markdown)` answers a message."""
+    def on_message(req_id: str, body: dict[str, Any]) -> None:
+        message = message_from_aibot(body, received_at=datetime.now(UTC))
+        if message is not None:
+            handle_message(message=message, dispatcher=dispatcher, deliverer=deliverer,
+                           respond=lambda markdown: respond(req_id, markdown))
+
+    return on_message
 
 
 def handle_card_event(*, fields: dict[str, str], dispatcher: Dispatcher,

@@ -16,9 +16,13 @@ from app.services import orgs
 from bot.dingtalk.adapter import handle_bot_message, handle_card_click
 from bot.dingtalk.stream import StreamClient
 from bot.fakes.dingtalk import FakeDingTalk
+from bot.fakes.wecom import FakeWeCom
 from bot.runtime import build_dispatcher, dingtalk_stream
+from bot.wecom.adapter import aibot_message_handler
+from bot.wecom.aibot_ws import AibotConnection
 from tests.chat import conformance as suite
 from tests.chat import dingtalk_drivers as dd
+from tests.chat import wecom_drivers as wd
 from tests.chat.drivers import DispatcherDriver, SimulatorDriver
 
 
@@ -30,7 +34,15 @@ def fake_dingtalk():
         yield fake
 
 
-@pytest.fixture(params=["dispatcher", "simulator", "dingtalk_http", "dingtalk_stream"])
+@pytest.fixture(scope="module")
+def fake_wecom():
+    """One fake WeCom for the module, reset for every test."""
+    with FakeWeCom.running(**wd.fake_options()) as fake:
+        yield fake
+
+
+@pytest.fixture(params=["dispatcher", "simulator", "dingtalk_http", "dingtalk_stream",
+                        "wecom_aibot_callback", "wecom_aibot_ws", "wecom_app"])
 def world(request, db, db_url):
     """A seeded organisation and a driver for one channel."""
     ids = suite.seed_world(db, datetime.now(UTC))
@@ -45,6 +57,9 @@ def world(request, db, db_url):
         with TestClient(create_app(settings)) as client:
             driver = SimulatorDriver(db, client)
             yield driver, ids, driver.bind(branch)
+        return
+    if request.param.startswith("wecom"):
+        yield from _wecom_world(request, db, settings, branch, ids)
         return
     fake = request.getfixturevalue("fake_dingtalk")
     fake.reset()
@@ -129,3 +144,40 @@ def test_duplicates_answered_once(world):
 def test_declaration_review(world):
     chat, ids, _ = world
     suite.check_declaration_review(chat, ids["declared"])
+
+
+def _wecom_world(request, db, settings, branch, ids):
+    fake = request.getfixturevalue("fake_wecom")
+    fake.reset()
+    wd.move_people_to_wecom(db, fake)
+    settings = settings.model_copy(update=wd.settings_update(fake))
+    with TestClient(create_app(settings)) as client:
+        app = client.app
+        channel, worker = app.state.wecom, app.state.outbox_worker
+        if request.param == "wecom_aibot_callback":
+            driver = wd.WeComAibotCallbackDriver(db, fake, client, worker)
+        elif request.param == "wecom_app":
+            driver = wd.WeComAppDriver(db, fake, client, worker)
+        else:
+            driver = wd.WeComAibotSocketDriver(db, fake, client, worker)
+        if not isinstance(driver, wd.WeComAibotSocketDriver):
+            yield driver, ids, driver.bind(branch)
+            return
+        # The long connection as `partypoints wecom-aibot` runs it, its handler wrapped so the
+        # test can wait for each message; posts to groups go through the connection too.
+        handler = aibot_message_handler(
+            dispatcher=app.state.dispatcher, deliverer=channel.deliverer,
+            respond=lambda req_id, markdown: connection.respond(req_id=req_id,
+                                                                markdown=markdown))
+        connection = AibotConnection(url=fake.ws_url, bot_id=wd.AIBOT_ID,
+                                     secret=wd.AIBOT_SECRET, on_message=driver.wrap(handler),
+                                     backoff_base_s=0.05)
+        channel.deliverer.aibot = connection
+        thread = threading.Thread(target=connection.run_forever, daemon=True)
+        thread.start()
+        assert connection.wait_connected(10), "the AI bot did not connect"
+        try:
+            yield driver, ids, driver.bind(branch)
+        finally:
+            connection.stop()
+            thread.join(timeout=5)
