@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -15,6 +20,7 @@ from sqlmodel import Session
 from app import migrate
 from app.config import Settings, get_settings
 from app.db import make_engine
+from app.main import create_app
 from app.models import metadata
 from app.services.reports import clear_live_boards
 
@@ -97,3 +103,53 @@ def settings_env(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[Setti
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
+
+
+@pytest.fixture
+def live_server(settings_env: Settings) -> Iterator[str]:
+    """The app on the test's database, served by uvicorn in a thread as `make run` serves it
+    (outbox worker and scheduler inside); yields its base URL."""
+    app = create_app(settings_env.model_copy(update={"embedded_worker": True}))
+    # Bind first and hand uvicorn the socket, so no other process can take the port in between.
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name=f"live-server-{port}", daemon=True
+    )
+    thread.start()
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_healthy(base, server, thread)
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        if thread.is_alive():  # a request that never ends: stop waiting for it
+            server.force_exit = True
+            thread.join(timeout=5)
+        sock.close()
+        if thread.is_alive():
+            pytest.fail(f"live server on {base} did not shut down within 15 s")
+
+
+def _wait_until_healthy(base: str, server: uvicorn.Server, thread: threading.Thread) -> None:
+    deadline = time.monotonic() + 15
+    last: object = "no answer"
+    while time.monotonic() < deadline:
+        if not thread.is_alive():
+            pytest.fail(f"live server on {base} exited during startup (see the captured log)")
+        if server.started:
+            try:
+                response = httpx.get(f"{base}/healthz", timeout=2)
+                if response.status_code == 200:
+                    return
+                last = f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+        time.sleep(0.05)
+    pytest.fail(f"live server on {base} did not answer /healthz within 15 s: {last}")

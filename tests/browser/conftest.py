@@ -1,4 +1,4 @@
-"""Browser fixtures: the app served by uvicorn on a free port, and Debian's chromium via Playwright.
+"""Browser fixtures: Debian's chromium via Playwright (the live server is in tests/conftest.py).
 
 Chromium is /usr/bin/chromium from Debian (`scripts/ensure_chromium.sh`, run by `make test`);
 `playwright install` is never used. Without it the browser tests skip, or fail when
@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, Route, sync_playwright
-
-from app.config import Settings
-from app.main import create_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 PHONE = {
@@ -36,55 +28,6 @@ PHONE = {
 }
 # Every URL that is not on this machine; local requests are not routed, so they cost nothing extra.
 _NOT_LOCAL = re.compile(r"^(?!https?://(127\.0\.0\.1|localhost)[:/])")
-
-
-@pytest.fixture
-def live_server(settings_env: Settings) -> Iterator[str]:
-    """The app on the test's database, served by uvicorn in a thread; yields its base URL."""
-    app = create_app(settings_env)
-    # Bind first and hand uvicorn the socket, so no other process can take the port in between.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, name=f"live-server-{port}", daemon=True
-    )
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_healthy(base, server, thread)
-        yield base
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        if thread.is_alive():  # a request that never ends: stop waiting for it
-            server.force_exit = True
-            thread.join(timeout=5)
-        sock.close()
-        if thread.is_alive():
-            pytest.fail(f"live server on {base} did not shut down within 15 s")
-
-
-def _wait_until_healthy(base: str, server: uvicorn.Server, thread: threading.Thread) -> None:
-    deadline = time.monotonic() + 15
-    last: object = "no answer"
-    while time.monotonic() < deadline:
-        if not thread.is_alive():
-            pytest.fail(f"live server on {base} exited during startup (see the captured log)")
-        if server.started:
-            try:
-                response = httpx.get(f"{base}/healthz", timeout=2)
-                if response.status_code == 200:
-                    return
-                last = f"HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-        time.sleep(0.05)
-    pytest.fail(f"live server on {base} did not answer /healthz within 15 s: {last}")
 
 
 @pytest.fixture(scope="package")
