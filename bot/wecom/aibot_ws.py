@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 from bot.wecom.client import WeComError, truncate_markdown
 
@@ -118,7 +118,9 @@ class AibotConnection:
                         log.error("wecom aibot: giving up after %d refused subscribes",
                                   auth_failures)
                         break
-                except (OSError, ConnectionClosed, TimeoutError) as exc:
+                # InvalidHandshake: refused with an HTTP status (a gateway's 502...) or no
+                # valid HTTP answer at all; as transient as a refused TCP connection.
+                except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                     log.warning("wecom aibot: connection failed: %s", type(exc).__name__)
                 finally:
                     self._connected.clear()
@@ -204,6 +206,8 @@ class AibotConnection:
                            close_timeout=5) as ws:
             self._ws = ws
             try:
+                if self._stop_requested.is_set():  # stop() came while connecting: no _ws to close
+                    return False
                 await self._subscribe(ws)
                 self.connections += 1
                 self._connected.set()
