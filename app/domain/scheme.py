@@ -130,6 +130,16 @@ class VetoEffect(Labelled):
 VetoEffect._labels = {"none": "不体现积分", "zero": "清零"}
 
 
+class ScoringMode(Labelled):
+    """How the secretary's monthly score (综合评分) is given."""
+
+    dimension = "dimension"
+    total = "total"
+
+
+ScoringMode._labels = {"dimension": "按维度评分", "total": "评总分"}
+
+
 def _parse_fraction(value: Any) -> Any:
     # Quotas are written as "1/3", "10%" or 0.1; a YAML float arrives here as a Decimal.
     if isinstance(value, str) and value.strip().endswith("%"):
@@ -260,6 +270,27 @@ class AttendanceRules(_Frozen):
     excused_leave: tuple[LeaveKindCode, ...] = ("sick", "personal", "official")
 
 
+class EvaluationRules(_Frozen):
+    """The monthly evaluation (一月一初评): self-evaluation window, scoring and objections.
+
+    The self-evaluation opens on `opens_day` of the month and closes at the end of
+    `deadline_day` of the next month (both local dates). The secretary's score is recorded
+    under the `assessment` indicator of each dimension (a 月度评定 item of the dimension or of
+    one of its sub-dimensions), on top of what the ledger already holds.
+    """
+
+    opens_day: int = Field(default=25, ge=1, le=28)
+    deadline_day: int = Field(default=5, ge=1, le=28)
+    # A score further than this from the member's self score needs a written reason.
+    score_margin: Decimal = Field(default=Decimal(2), ge=0)
+    objection_days: int = Field(default=3, ge=1, le=30)
+    scoring: ScoringMode = ScoringMode.dimension
+    assessment: dict[Code, Code] = Field(default_factory=dict)
+    # Automatic indicators recorded when the self-evaluation is confirmed on time / late.
+    on_time: Code | None = None
+    late: Code | None = None
+
+
 class Scheme(_Frozen):
     """A complete, validated points scheme."""
 
@@ -278,6 +309,7 @@ class Scheme(_Frozen):
     ranking: Ranking = Ranking()
     veto: VetoRules = VetoRules()
     attendance: AttendanceRules = AttendanceRules()
+    evaluation: EvaluationRules = EvaluationRules()
 
     @cached_property
     def indicator_by_code(self) -> dict[str, Indicator]:
@@ -480,10 +512,43 @@ def _check(s: Scheme) -> list[tuple[str, str]]:
     if len(set(s.attendance.excused_leave)) != len(s.attendance.excused_leave):
         out.append(("attendance.excused_leave", "有请假类型重复列出"))
 
+    out.extend(_check_evaluation(s))
+
     if s.ranking.mode is RankingMode.top_n and s.ranking.n is None:
         out.append(("ranking.n", "排名方式为 top_n 时须设置 n"))
     if s.ranking.mode is not RankingMode.top_n and s.ranking.n is not None:
         out.append(("ranking.n", "只有排名方式为 top_n 时才能设置 n"))
+    return out
+
+
+def _check_evaluation(s: Scheme) -> list[tuple[str, str]]:
+    """The evaluation section names existing indicators of the right kind and source."""
+    out: list[tuple[str, str]] = []
+    rules = s.evaluation
+    parts = {d.code: {d.code, *(sub.code for sub in d.subdimensions)} for d in s.dimensions}
+    for dim, code in rules.assessment.items():
+        path = f"evaluation.assessment.{dim}"
+        ind = s.indicator_by_code.get(code)
+        if dim not in parts:
+            out.append((path, f"“{dim}”不是顶层维度的代码"))
+        elif ind is None:
+            out.append((path, f"未知的指标“{code}”"))
+        elif ind.dimension not in parts[dim]:
+            out.append((path, f"指标“{code}”不属于维度“{dim}”"))
+        elif ind.kind is not IndicatorKind.score or ind.source is not Source.assessed:
+            out.append((path, f"指标“{code}”须为组织评定（assessed）的评分项"))
+        elif ind.evidence_required:
+            out.append((path, f"指标“{code}”用于综合评分，不能要求佐证材料"))
+    if rules.scoring is ScoringMode.total and len(rules.assessment) != 1:
+        out.append(("evaluation.assessment", "评总分时须恰好指定一个综合评分指标"))
+    for field, kind in (("on_time", IndicatorKind.score), ("late", IndicatorKind.deduction)):
+        code = getattr(rules, field)
+        ind = s.indicator_by_code.get(code) if code is not None else None
+        if code is not None and ind is None:
+            out.append((f"evaluation.{field}", f"未知的指标“{code}”"))
+        elif ind is not None and (ind.kind is not kind or ind.source is not Source.automatic):
+            out.append((f"evaluation.{field}",
+                        f"指标“{code}”须为系统自动（automatic）的{kind.label}"))
     return out
 
 
@@ -844,6 +909,14 @@ _FIELD_LABELS = {
     "n": "显示人数",
     "period_score": "当期积分",
     "disqualify_year": "取消年度评优资格",
+    "opens_day": "自评开放日",
+    "deadline_day": "自评截止日（次月）",
+    "score_margin": "须说明理由的评分差额",
+    "objection_days": "公示异议期（天）",
+    "scoring": "评分方式",
+    "assessment": "综合评分指标",
+    "on_time": "按时自评记分指标",
+    "late": "逾期自评扣分指标",
 }
 
 # Enum-valued fields, shown by their Chinese labels.
@@ -858,6 +931,7 @@ _FIELD_ENUMS: dict[str, type[Labelled]] = {
     "deductions": DeductionMode,
     "mode": RankingMode,
     "period_score": VetoEffect,
+    "scoring": ScoringMode,
 }
 
 
@@ -866,6 +940,8 @@ def _fmt(value: Any, key: str = "") -> str:
         return "无"
     if isinstance(value, list):
         return "、".join(_fmt(v, key) for v in value)
+    if isinstance(value, dict):
+        return "、".join(f"{k}={v}" for k, v in value.items()) or "无"
     if isinstance(value, bool):
         return "是" if value else "否"
     enum = _FIELD_ENUMS.get(key)
@@ -957,6 +1033,7 @@ def diff_schemes(old: Scheme, new: Scheme) -> list[str]:
             lines.append(f"{label}：{text(a[section])} → {text(b[section])}")
     lines += _field_changes("排名", a["ranking"], b["ranking"])
     lines += _field_changes("一票否决", a["veto"], b["veto"])
+    lines += _field_changes("月度评价", a["evaluation"], b["evaluation"])
     return lines
 
 
@@ -967,6 +1044,7 @@ __all__ = [
     "BranchCategory",
     "DeductionMode",
     "Dimension",
+    "EvaluationRules",
     "Grade",
     "Indicator",
     "IndicatorKind",
@@ -980,6 +1058,7 @@ __all__ = [
     "Role",
     "Scheme",
     "SchemeError",
+    "ScoringMode",
     "Source",
     "StarLevel",
     "SubDimension",

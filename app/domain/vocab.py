@@ -85,6 +85,8 @@ class Role(Labelled):
     discipline_committee_member = "discipline_committee_member"
     committee_staff = "committee_staff"
     admin = "admin"
+    # 指定专人审核: reviews members' declarations (申报) in the subtree it is assigned over.
+    declaration_reviewer = "declaration_reviewer"
 
 
 Role._labels = {
@@ -94,4 +96,5 @@ Role._labels = {
     "discipline_committee_member": "纪检委员",
     "committee_staff": "党委工作人员",
     "admin": "管理员",
+    "declaration_reviewer": "申报审核员",
 }

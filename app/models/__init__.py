@@ -16,6 +16,17 @@ from app.models.activities import (
 from app.models.audit import AuditLog
 from app.models.base import SQLModel
 from app.models.chat import ChatGroup, Platform
+from app.models.evaluation import (
+    BranchMonth,
+    Declaration,
+    EvaluationTransition,
+    EvidenceFile,
+    MemberMonth,
+    Objection,
+    ObjectionStatus,
+    SpotCheck,
+    SpotCheckItem,
+)
 from app.models.inbound import InboundMessage
 from app.models.org import Organization
 from app.models.outbox import OutboxMessage, OutboxStatus
@@ -42,21 +53,28 @@ __all__ = [
     "AttendeeOverride",
     "AuditLog",
     "BranchCategory",
+    "BranchMonth",
     "ChatGroup",
     "CheckIn",
     "CheckInMethod",
     "DataVersion",
+    "Declaration",
     "EntryReview",
     "EntrySource",
     "EntryStatus",
+    "EvaluationTransition",
+    "EvidenceFile",
     "InboundMessage",
     "LeaveKind",
     "LeaveRequest",
     "LeaveStatus",
     "LedgerEntry",
+    "MemberMonth",
     "MemberType",
     "MonthIndicatorTotal",
     "MonthResult",
+    "Objection",
+    "ObjectionStatus",
     "OrgKind",
     "Organization",
     "OutboxMessage",
@@ -67,5 +85,7 @@ __all__ = [
     "Role",
     "RoleAssignment",
     "SchemeVersion",
+    "SpotCheck",
+    "SpotCheckItem",
     "metadata",
 ]
