@@ -39,6 +39,11 @@ def demo_table() -> tuple[list[object], list[tuple[int, list[object]]]]:
             role = {0: "支部书记", 1: "组织委员", 2: "纪检委员"}.get(i, "党员")
             if b == 0 and i == 3:
                 role = "党员、党委工作人员、管理员"
+            elif b == 1 and i == 3:
+                # A second committee member: nobody publishes a month holding their own score.
+                role = "党员、党委工作人员"
+            elif b == 2 and i == 3:
+                role = "党员、申报审核员"
             kind = "预备党员" if i == MEMBERS_PER_BRANCH - 1 else "正式党员"
             rows.append((n + 1, [
                 name, f"1380000{n:04d}", f"demo-dt-{n:03d}", f"demo-wx-{n:03d}",

@@ -42,7 +42,8 @@ PERSON_FIELDS = (
     "active",
 )
 # Roles that attach to the committee at the top of the row's path rather than to its branch.
-COMMITTEE_ROLES = {Role.committee_staff, Role.admin}
+# Held on the committee node: they act over every branch (指定专人审核 included).
+COMMITTEE_ROLES = {Role.committee_staff, Role.admin, Role.declaration_reviewer}
 
 
 class RosterFileError(ValueError):
