@@ -37,6 +37,26 @@ def board_page_url(settings: Settings, branch_id: int, period: str) -> str:
     return f"{_base(settings)}/h5/boards/branch/{branch_id}?period={period}"
 
 
+def evaluation_url(settings: Settings, period: str) -> str:
+    """The member's own evaluation month: self-evaluation, score, objection."""
+    return f"{_base(settings)}/h5/evaluation?period={period}"
+
+
+def branch_evaluation_url(settings: Settings, branch_id: int, period: str) -> str:
+    """A branch's evaluation month for its secretary and the committee: scoring, publication."""
+    return f"{_base(settings)}/h5/evaluation/branches/{branch_id}?period={period}"
+
+
+def declaration_url(settings: Settings, declaration_id: int) -> str:
+    """A declaration's page: attach evidence, submit, see the review."""
+    return f"{_base(settings)}/h5/declarations/{declaration_id}"
+
+
+def reviews_url(settings: Settings) -> str:
+    """The declarations waiting for the viewer's review."""
+    return f"{_base(settings)}/h5/declarations/reviews"
+
+
 def board_signature(settings: Settings, branch_id: int, period: str) -> str:
     """The signature that opens a board picture: it is the only access control on that URL."""
     # The "board:" prefix keeps these MACs apart from anything else SECRET_KEY signs.
