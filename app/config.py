@@ -83,15 +83,14 @@ class Settings(BaseSettings):
     session_ttl_s: int = Field(default=4 * 3600, ge=60)
 
     # Scheduler (local times in BUSINESS_TZ): last month's board goes to every bound branch group
-    # on the 1st at MONTHLY_BOARD_AT; secretaries get their digest daily at DIGEST_AT; members
-    # are reminded of the self-evaluation on its deadline day (clamped to the month's last day).
+    # on the 1st at MONTHLY_BOARD_AT; secretaries get their digest daily at DIGEST_AT. The
+    # self-evaluation window is the scheme's (its `evaluation` section), not a setting.
     monthly_board_at: time = time(9, 0)
+    digest_at: time = time(9, 0)
     # Declaration evidence (photos, PDFs) is stored here under random names, never served
     # without a login; each file at most EVIDENCE_MAX_BYTES.
     evidence_dir: str = "./data/evidence"
     evidence_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024)
-    digest_at: time = time(9, 0)
-    self_evaluation_deadline_day: int = Field(default=25, ge=1, le=31)
 
     @property
     def wecom_app_configured(self) -> bool:

@@ -20,8 +20,6 @@ from app.jobs.board import monthly_board
 from app.jobs.reminders import (
     meeting_reminders,
     secretary_digest,
-    self_evaluation_deadline,
-    self_evaluation_reminder,
 )
 from app.jobs.scheduler import JobScheduler, catch_up, several_workers, start_embedded
 from app.models import Organization, OutboxMessage, Person
@@ -121,8 +119,10 @@ def test_catch_up_at_10_30_on_the_first_queues_the_missed_board_once(db, org, se
     with time_machine.travel(local(2026, 11, 1, 10, 30), tick=False):
         started = {r.job: r for r in catch_up(engine=db, settings=settings, now=utcnow())}
         restarted = catch_up(engine=db, settings=settings, now=utcnow())[0]
-    # The digest, 90 minutes late, is caught up too (nothing pending here).
-    assert set(started) == {"monthly-board", "digest"}
+    # The digest, 90 minutes late, is caught up too (nothing pending here), and the day's
+    # evaluation reminders (none due on the 1st).
+    assert set(started) == {"monthly-board", "digest", "evaluation-reminders"}
+    assert started["evaluation-reminders"].queued == 0
     assert started["monthly-board"].queued == 3
     assert restarted.job == "monthly-board"
     assert (restarted.queued, restarted.already_queued) == (0, 3)
@@ -141,7 +141,7 @@ def test_the_scheduler_runs_the_board_on_the_first_at_the_configured_time(db, se
             scheduler.stop(wait=False)
     assert jobs["monthly-board"].next_run_time == local(2026, 11, 1, 7, 45)
     assert jobs["digest"].next_run_time == local(2026, 11, 1, 9, 0)
-    assert jobs["self-evaluation-reminder"].next_run_time == local(2026, 11, 1, 9, 0)
+    assert jobs["evaluation-reminders"].next_run_time == local(2026, 11, 1, 9, 0)
     assert {"meeting-reminders", "finalize-due", "catch-up"} <= set(jobs)
     for job in jobs.values():
         assert (job.coalesce, job.max_instances) == (True, 1)
@@ -271,21 +271,6 @@ def test_the_digest_is_skipped_when_empty_and_sent_once_a_day_otherwise(db, org,
         assert secretary_digest(engine=db, settings=settings, now=utcnow()).queued == 1
 
 
-def test_the_self_evaluation_reminder_goes_out_on_the_deadline_day_only(db, org, settings):
-    with time_machine.travel(local(2026, 11, 24, 9, 0), tick=False):
-        assert self_evaluation_reminder(engine=db, settings=settings, now=utcnow()).queued == 0
-    with time_machine.travel(local(2026, 11, 25, 9, 0), tick=False):
-        first = self_evaluation_reminder(engine=db, settings=settings, now=utcnow())
-        second = self_evaluation_reminder(engine=db, settings=settings, now=utcnow())
-    assert (first.queued, second.queued, second.already_queued) == (8, 0, 8)
-    posted = rows(db, "self-eval-reminder")
-    assert {r.period for r in posted} == {"2026-11"}
-    assert "11月积分自评将于今天（11月25日）截止" in posted[0].payload["text"]
-    assert "https://pp.example.cn/h5/me" in posted[0].payload["text"]
-    late = settings.model_copy(update={"self_evaluation_deadline_day": 31})
-    assert self_evaluation_deadline(late, 2027, 2).day == 28
-
-
 # --- attendance summary ---------------------------------------------------------------------
 
 def test_attendance_made_final_posts_one_summary_to_each_group_of_its_branches(db, org,
@@ -331,11 +316,11 @@ def test_jobs_run_from_the_command_line(db, org, settings_env):
     again = runner.invoke(cli, ["jobs", "run", "monthly-board", "--period", "2026-10"])
     assert "新排队 0 条，此前已排队 3 条" in again.output
     assert len(rows(db, "monthly-board")) == 3
-    moved = runner.invoke(cli, ["jobs", "run", "self-evaluation-reminder",
+    moved = runner.invoke(cli, ["jobs", "run", "evaluation-reminders",
                                 "--at", "2026-11-25 09:00"])
     assert moved.exit_code == 0, moved.output
-    assert "积分自评截止提醒：新排队 8 条" in moved.output
-    for job in ("meeting-reminders", "digest", "finalize-due"):
+    assert "月度评议提醒：新排队 8 条" in moved.output
+    for job in ("meeting-reminders", "digest", "finalize-due", "evaluation-close"):
         done = runner.invoke(cli, ["jobs", "run", job])
         assert done.exit_code == 0, done.output
     bad = runner.invoke(cli, ["jobs", "run", "digest", "--period", "2026-10"])

@@ -26,7 +26,8 @@ class JobName(StrEnum):
     monthly_board = "monthly-board"
     meeting_reminders = "meeting-reminders"
     digest = "digest"
-    self_evaluation_reminder = "self-evaluation-reminder"
+    evaluation_reminders = "evaluation-reminders"
+    evaluation_close = "evaluation-close"
     finalize_due = "finalize-due"
 
 
@@ -86,10 +87,11 @@ def jobs_run(
 def jobs_list() -> None:
     """列出定时任务及其运行时间（按 BUSINESS_TZ）。"""
     from app.jobs.scheduler import (
+        EVALUATION_CLOSE_EVERY,
+        EVALUATION_REMINDERS_AT,
         FINALIZE_DUE_EVERY,
         JOBS,
         MEETING_REMINDERS_EVERY,
-        SELF_EVALUATION_REMINDER_AT,
     )
 
     settings = load_settings_or_exit()
@@ -98,8 +100,10 @@ def jobs_list() -> None:
         "meeting-reminders": f"每 {MEETING_REMINDERS_EVERY.seconds // 60} 分钟检查："
                              "会前一天 18:00、会前 1 小时提醒应到且未请假的党员",
         "digest": f"每天 {settings.digest_at:%H:%M}，有待审批事项的支部书记",
-        "self-evaluation-reminder": f"每月 {settings.self_evaluation_deadline_day} 日"
-                                    f"（自评截止日） {SELF_EVALUATION_REMINDER_AT:%H:%M}",
+        "evaluation-reminders": f"每天 {EVALUATION_REMINDERS_AT:%H:%M}：自评开始和截止日提醒"
+                                "未确认的党员，截止次日提醒书记评分，异议期结束前一天提醒党委",
+        "evaluation-close": f"每 {EVALUATION_CLOSE_EVERY.seconds // 3600} 小时，"
+                            "异议期已过且无未处理异议的支部自动结账",
         "finalize-due": f"每 {FINALIZE_DUE_EVERY.seconds // 60} 分钟，签到时间已过的活动",
     }
     for name, spec in JOBS.items():

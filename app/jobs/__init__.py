@@ -33,6 +33,8 @@ class JobResult:
     skipped: int = 0
     # Activities made final (finalize-due only).
     finalized: int = 0
+    # Branch months closed (evaluation-close only).
+    closed: int = 0
     # Another scheduler held this job's lock (PostgreSQL); it is doing the work.
     locked_out: bool = False
 
@@ -42,6 +44,8 @@ class JobResult:
                  f"跳过 {self.skipped} 个"]
         if self.finalized:
             parts.append(f"确认考勤 {self.finalized} 个活动")
+        if self.closed:
+            parts.append(f"结账 {self.closed} 个支部")
         if self.locked_out:
             parts.append("另一个调度进程正在运行此任务，本次未处理剩余部分")
         return "，".join(parts)

@@ -1,9 +1,8 @@
-"""Private reminders: meetings (the day before and the hour before), the self-evaluation
-deadline, and the secretaries' daily digest of what waits for them."""
+"""Private reminders: meetings (the day before and the hour before) and the secretaries' daily
+digest of what waits for them (the evaluation's reminders are in app.jobs.evaluation)."""
 
 from __future__ import annotations
 
-import calendar
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -15,10 +14,9 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.db import read_session, write_session
-from app.domain.periods import month_key
-from app.domain.vocab import MemberType, Role
+from app.domain.vocab import Role
 from app.jobs import JobResult, batches, job_lock, points_text, queued_targets
-from app.links import activity_url, my_points_url
+from app.links import activity_url
 from app.models import (
     Activity,
     ActivityStatus,
@@ -36,7 +34,6 @@ log = logging.getLogger(__name__)
 
 DAY_KIND = "meeting-reminder-day"
 HOUR_KIND = "meeting-reminder-hour"
-SELF_EVAL_KIND = "self-eval-reminder"
 DIGEST_KIND = "secretary-digest"
 DAY_BEFORE_AT = time(18, 0)
 HOUR_BEFORE = timedelta(hours=1)
@@ -49,7 +46,7 @@ WEEKDAYS = "一二三四五六日"
 NoticeFor = Callable[[Session, Person], Notice | None]
 
 
-def _queue_private(*, engine: Engine, result: JobResult, kind: str, key: str,
+def queue_private(*, engine: Engine, result: JobResult, kind: str, key: str,
                    people: Sequence[Person], notice_for: NoticeFor,
                    stop: threading.Event | None) -> bool:
     """Queue `notice_for(person)` to each person once (kind, key); False if locked out.
@@ -155,48 +152,12 @@ def meeting_reminders(*, engine: Engine, settings: Settings, now: datetime,
             plans.append((activity, kind, people))
     for activity, kind, people in plans:
         notice = meeting_notice(activity=activity, kind=kind, now=now, settings=settings)
-        if not _queue_private(engine=engine, result=result, kind=kind,
+        if not queue_private(engine=engine, result=result, kind=kind,
                               key=f"activity-{activity.id}", people=people,
                               notice_for=lambda _s, _p, n=notice: n, stop=stop):
             break
     if result.queued:
         log.info("meeting reminders: %s", result.summary())
-    return result
-
-
-# --- self-evaluation --------------------------------------------------------------------------
-
-def self_evaluation_deadline(settings: Settings, year: int, month: int) -> date:
-    """The month's self-evaluation deadline: the configured day, or the month's last day."""
-    last = calendar.monthrange(year, month)[1]
-    return date(year, month, min(settings.self_evaluation_deadline_day, last))
-
-
-def self_evaluation_reminder(*, engine: Engine, settings: Settings, now: datetime,
-                             stop: threading.Event | None = None) -> JobResult:
-    """On the deadline day, remind every active party member of this month's self-evaluation.
-
-    Who has already confirmed is for the evaluation issue (#8) to filter out; until then the
-    reminder goes to everyone, once a month by its key.
-    """
-    result = JobResult("self-evaluation-reminder")
-    local = now.astimezone(settings.tz)
-    deadline = self_evaluation_deadline(settings, local.year, local.month)
-    if local.date() != deadline:
-        return result
-    month = month_key(now, settings.tz)
-    notice = Notice(f"{local.month}月积分自评将于今天（{deadline.month}月{deadline.day}日）截止，"
-                    f"请及时完成：{my_points_url(settings, month)}", title="积分自评提醒")
-    with read_session(engine) as session:
-        people = session.exec(
-            select(Person).where(col(Person.active).is_(True),
-                                 Person.member_type != MemberType.masses)
-            .order_by(col(Person.id))
-        ).all()
-    log.info("self-evaluation reminder %s: %d members", month, len(people))
-    _queue_private(engine=engine, result=result, kind=SELF_EVAL_KIND, key=month, people=people,
-                   notice_for=lambda _s, _p: notice, stop=stop)
-    log.info("self-evaluation reminder %s: %s", month, result.summary())
     return result
 
 
@@ -246,7 +207,7 @@ def secretary_digest(*, engine: Engine, settings: Settings, now: datetime,
                     RoleAssignment.role == Role.branch_secretary)))
             .order_by(col(Person.id))
         ).all()
-    _queue_private(engine=engine, result=result, kind=DIGEST_KIND, key=day.isoformat(),
+    queue_private(engine=engine, result=result, kind=DIGEST_KIND, key=day.isoformat(),
                    people=secretaries, stop=stop,
                    notice_for=lambda s, p: digest_notice(session=s, settings=settings,
                                                          secretary=p, day=day))

@@ -29,19 +29,16 @@ from app.config import Settings
 from app.db import utcnow
 from app.jobs import JobResult
 from app.jobs.board import monthly_board
-from app.jobs.reminders import (
-    meeting_reminders,
-    secretary_digest,
-    self_evaluation_deadline,
-    self_evaluation_reminder,
-)
+from app.jobs.evaluation import evaluation_close_due, evaluation_reminders
+from app.jobs.reminders import meeting_reminders, secretary_digest
 from app.services.attendance import finalize_due
 
 log = logging.getLogger(__name__)
 
 # A job that could not run at its time (process busy or suspended) still runs within this.
 MISFIRE_GRACE_S = 6 * 3600
-SELF_EVALUATION_REMINDER_AT = time(9, 0)
+EVALUATION_REMINDERS_AT = time(9, 0)
+EVALUATION_CLOSE_EVERY = timedelta(hours=1)
 MEETING_REMINDERS_EVERY = timedelta(minutes=5)
 FINALIZE_DUE_EVERY = timedelta(minutes=1)
 # A digest missed by a restart is still worth sending this long after its time; later it
@@ -75,7 +72,8 @@ JOBS: dict[str, JobSpec] = {spec.name: spec for spec in (
     JobSpec("monthly-board", "每月积分榜", monthly_board),
     JobSpec("meeting-reminders", "会议提醒", meeting_reminders),
     JobSpec("digest", "书记待办提醒", secretary_digest),
-    JobSpec("self-evaluation-reminder", "积分自评截止提醒", self_evaluation_reminder),
+    JobSpec("evaluation-reminders", "月度评议提醒", evaluation_reminders),
+    JobSpec("evaluation-close", "评议结果到期结账", evaluation_close_due),
     JobSpec("finalize-due", "自动确认考勤", finalize_due_job),
 )}
 
@@ -96,10 +94,9 @@ def catch_up(*, engine: Engine, settings: Settings, now: datetime,
     board_at = datetime.combine(today.replace(day=1), settings.monthly_board_at, tzinfo=tz)
     if local >= board_at:
         results.append(monthly_board(engine=engine, settings=settings, now=now, stop=stop))
-    deadline = self_evaluation_deadline(settings, today.year, today.month)
-    if today == deadline and local.time() >= SELF_EVALUATION_REMINDER_AT:
-        results.append(self_evaluation_reminder(engine=engine, settings=settings, now=now,
-                                                stop=stop))
+    if local.time() >= EVALUATION_REMINDERS_AT:
+        results.append(evaluation_reminders(engine=engine, settings=settings, now=now,
+                                            stop=stop))
     digest_at = datetime.combine(today, settings.digest_at, tzinfo=tz)
     if digest_at <= local < digest_at + DIGEST_CATCH_UP:
         results.append(secretary_digest(engine=engine, settings=settings, now=now, stop=stop))
@@ -124,11 +121,12 @@ class JobScheduler:
         self._add("monthly-board", CronTrigger(day=1, hour=board.hour, minute=board.minute,
                                                timezone=tz))
         self._add("digest", CronTrigger(hour=digest.hour, minute=digest.minute, timezone=tz))
-        # Daily; the job itself acts on the deadline day only (a day-of-month cron could not
-        # clamp the 31st to a short month's last day).
-        self._add("self-evaluation-reminder", CronTrigger(
-            hour=SELF_EVALUATION_REMINDER_AT.hour, minute=SELF_EVALUATION_REMINDER_AT.minute,
+        # Daily; the job decides which reminders fall on the day (the window is the scheme's).
+        self._add("evaluation-reminders", CronTrigger(
+            hour=EVALUATION_REMINDERS_AT.hour, minute=EVALUATION_REMINDERS_AT.minute,
             timezone=tz))
+        self._add("evaluation-close", IntervalTrigger(
+            seconds=int(EVALUATION_CLOSE_EVERY.total_seconds()), timezone=tz), first=first)
         self._add("meeting-reminders", IntervalTrigger(
             seconds=int(MEETING_REMINDERS_EVERY.total_seconds()), timezone=tz), first=first)
         self._add("finalize-due", IntervalTrigger(
