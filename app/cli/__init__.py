@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from app.cli import activity, group, jobs, outbox, points, roster
+from app.cli import activity, evaluation, group, jobs, outbox, points, roster
 
 cli = typer.Typer(help="党员积分助手管理命令", no_args_is_help=True, add_completion=False)
 cli.add_typer(roster.roster_cli, name="roster")
@@ -18,6 +18,7 @@ cli.add_typer(activity.activity_cli, name="activity")
 cli.add_typer(outbox.outbox_cli, name="outbox")
 cli.add_typer(group.group_cli, name="group")
 cli.add_typer(jobs.jobs_cli, name="jobs")
+cli.add_typer(evaluation.evaluation_cli, name="evaluation")
 cli.command("scheduler")(jobs.scheduler)
 cli.command("serve")(roster.serve)
 
