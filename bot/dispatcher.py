@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.db import write_session
+from app.domain.evaluation import EvaluationRefused
 from app.domain.vocab import Role
 from app.models import ChatGroup, Person
 from app.services import chat_groups, outbox
@@ -35,7 +36,7 @@ class UserError(Exception):
 
 
 # Refusals whose messages are written for users; anything else is a failure and gets logged.
-USER_ERRORS = (UserError, LedgerError, ActivityError, ReportError)
+USER_ERRORS = (UserError, LedgerError, ActivityError, ReportError, EvaluationRefused)
 
 
 @dataclass
@@ -59,6 +60,8 @@ class Context:
 
 
 Handler = Callable[[Context], Outcome | Reply | str]
+# A card button's handler: (session, clicker, the click, now, settings); it authorises the clicker.
+CardHandler = Callable[[Session, Person, CardAction, datetime, Settings], Outcome]
 
 
 @dataclass(frozen=True)
@@ -82,8 +85,7 @@ class Router:
     """Commands of one feature module, registered with a decorator."""
 
     commands: list[Command] = field(default_factory=list)
-    card_actions: dict[str, Callable[[Session, Person, CardAction, datetime], Outcome]] = field(
-        default_factory=dict)
+    card_actions: dict[str, CardHandler] = field(default_factory=dict)
 
     def command(
         self, name: str, *, summary: str, usage: str | None = None,
@@ -97,13 +99,9 @@ class Router:
             return handler
         return register
 
-    def card_action(
-        self, action: str
-    ) -> Callable[[Callable[[Session, Person, CardAction, datetime], Outcome]],
-                  Callable[[Session, Person, CardAction, datetime], Outcome]]:
+    def card_action(self, action: str) -> Callable[[CardHandler], CardHandler]:
         """Register the decorated function as the handler of a card button action."""
-        def register(handler: Callable[[Session, Person, CardAction, datetime], Outcome]
-                     ) -> Callable[[Session, Person, CardAction, datetime], Outcome]:
+        def register(handler: CardHandler) -> CardHandler:
             self.card_actions[action] = handler
             return handler
         return register
@@ -124,8 +122,7 @@ class Dispatcher:
         self.clock = clock
         self.fallback = fallback
         self.commands: list[Command] = []
-        self.card_actions: dict[str, Callable[[Session, Person, CardAction, datetime],
-                                              Outcome]] = {}
+        self.card_actions: dict[str, CardHandler] = {}
         for router in routers:
             self.commands.extend(router.commands)
             self.card_actions.update(router.card_actions)
@@ -205,7 +202,7 @@ class Dispatcher:
                 return Outcome(Reply("无法处理这次操作：账号未登记或按钮已失效。"), refused=True)
             try:
                 with session.begin_nested():
-                    outcome = handler(session, person, action, now)
+                    outcome = handler(session, person, action, now, self.settings)
             except USER_ERRORS as exc:
                 return Outcome(Reply(str(exc)), refused=True)
             queued = outbox.queued_in(session)
