@@ -11,11 +11,14 @@ from fastapi.staticfiles import StaticFiles
 from app.config import Settings
 from miniapp_api import (
     api_activities,
+    api_declarations,
+    api_evaluation,
     api_me,
     auth,
     checkin,
     media,
     pages_activities,
+    pages_evaluation,
     pages_me,
 )
 from miniapp_api.deps import NeedsLogin
@@ -31,9 +34,12 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.include_router(checkin.api_router)
     app.include_router(api_me.router)
     app.include_router(api_activities.router)
+    app.include_router(api_evaluation.router)
+    app.include_router(api_declarations.router)
     app.include_router(checkin.page_router)
     app.include_router(pages_me.router)
     app.include_router(pages_activities.router)
+    app.include_router(pages_evaluation.router)
     app.include_router(media.router)
     app.mount("/h5/static", StaticFiles(directory=STATIC_DIR), name="h5-static")
 

@@ -77,6 +77,10 @@ def _months_of(session: Session, branch: Organization, period: str) -> list[Memb
 
 def _check_publishable(session: Session, publisher: Person, people: list[Person],
                        months: dict[int, MemberMonth], period: str) -> None:
+    # Without members there is nothing to publish, and closing such a month later would close
+    # the whole subtree (a committee's branches) through month close.
+    if not people:
+        raise EvaluationRefused("该组织没有在此评议的党员，无需公示")
     unscored = [p.name for p in people
                 if p.id not in months or months[p.id].state != MonthState.scored]
     if unscored:

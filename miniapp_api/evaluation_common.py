@@ -1,0 +1,162 @@
+"""What the evaluation and declaration API and pages share: service refusals as HTTP answers,
+the month a request is about, entry status words and evidence links."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from fastapi import HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlmodel import Session
+
+from app.db import write_session
+from app.domain.evaluation import EvaluationRefused
+from app.domain.periods import month_key, previous_month
+from app.models import EntryStatus, LedgerEntry, Organization
+from app.services.evaluation import self_window_for
+from app.services.ledger import LedgerError, status_of
+from app.services.month_close import MonthCloseError
+from app.services.reports import ReportError, reversals_of
+
+# Everything the evaluation services refuse with: a ValueError whose message is for the user.
+REFUSALS = (EvaluationRefused, LedgerError, MonthCloseError, ReportError)
+
+# The services refuse with one exception type; the status tells a client what kind of refusal
+# it is (not there, not theirs, not now), read from the message's words, first match wins.
+_STATUS_WORDS: tuple[tuple[int, tuple[str, ...]], ...] = (
+    (404, ("找不到", "已不在存储目录")),
+    (415, ("只能上传", "不符")),
+    (403, ("自己", "本人", "只有党委", "只能给本支部", "只能答复本支部", "指定审核人", "评定",
+           "其他党委成员")),
+    (409, ("已确认", "已提交", "已处理", "已答复", "已登记", "已公示", "已结账", "已评分",
+           "重复", "处理中", "已于")),
+)
+
+_MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
+# Months a party-points system can mean; anything else is a typo (and year 0 breaks dates).
+_YEARS = range(2000, 2100)
+
+EvidenceKind = Literal["image", "pdf"]
+
+
+def refusal_status(message: str) -> int:
+    """The HTTP status of a service refusal: 404, 415, 403, 409, else 400."""
+    for status, words in _STATUS_WORDS:
+        if any(word in message for word in words):
+            return status
+    return 400
+
+
+@contextmanager
+def answering() -> Iterator[None]:
+    """Service refusals inside become 4xx answers carrying the Chinese reason."""
+    try:
+        yield
+    except REFUSALS as exc:
+        raise HTTPException(refusal_status(str(exc)), str(exc)) from None
+
+
+@contextmanager
+def writing(engine: Engine) -> Iterator[Session]:
+    """One write transaction: a refusal rolls everything back and becomes a 4xx answer."""
+    with answering():
+        try:
+            with write_session(engine) as session:
+                yield session
+        except IntegrityError:
+            # Two taps racing on a unique row (a month, a review): the loser is told so.
+            raise HTTPException(409, "操作冲突：该记录刚刚已被提交，请刷新页面后查看") from None
+        except (DataError, OverflowError):
+            # Input pydantic lets through but the database cannot hold (NUL, huge numbers).
+            raise HTTPException(400, "提交的内容无法保存，请检查后重试") from None
+
+
+def month_param(raw: str | None) -> str | None:
+    """A month from a request (`2026-11`, also `2026-1`), as a key; None when not given."""
+    if raw is None or not raw.strip():
+        return None
+    match = _MONTH.match(raw)
+    # int() also reads full-width digits typed on a phone; the key is rebuilt from the numbers.
+    year, month = (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+    if year not in _YEARS or not 1 <= month <= 12:
+        raise HTTPException(400, f"看不懂月份“{raw.strip()[:20]}”，请写成 2026-11 这样的格式")
+    return f"{year:04d}-{month:02d}"
+
+
+def evaluated_month(*, session: Session, org: Organization, now: datetime,
+                    tz: ZoneInfo) -> str:
+    """The month under evaluation: this month once its self-evaluation opened, else last month."""
+    this = month_key(now, tz)
+    try:
+        window = self_window_for(session=session, org=org, period=this, tz=tz)
+    except REFUSALS:
+        return this  # no scheme this month: the page then says so for this month
+    return this if now >= window.opens_at else previous_month(this)
+
+
+def month_or_default(raw: str | None, *, session: Session, org: Organization, now: datetime,
+                     tz: ZoneInfo) -> str:
+    """The month asked for, or the one under evaluation."""
+    return month_param(raw) or evaluated_month(session=session, org=org, now=now, tz=tz)
+
+
+ENTRY_STATUS_LABELS = {
+    "draft": "待提交",
+    "pending": "待审核",
+    "approved": "已通过",
+    "rejected": "已驳回",
+    "reversed": "已撤销",
+}
+
+
+def entry_status(session: Session, entry: LedgerEntry) -> str:
+    """A declared entry's status word: pending, approved, rejected, or reversed once undone."""
+    status = status_of(session=session, entry=entry)
+    if status is EntryStatus.APPROVED and reversals_of(session=session,
+                                                       entry_ids=[entry.id or 0]):
+        return "reversed"
+    return status.value
+
+
+class EvidenceRef(BaseModel):
+    """An evidence file as a link; only people allowed to see the declaration can open it."""
+
+    id: int | None = Field(description="文件编号；旧记录只有文件名时为 null", examples=[3])
+    name: str = Field(examples=["志愿服务.jpg"])
+    content_type: str = Field(examples=["image/jpeg"])
+    kind: EvidenceKind | None = Field(examples=["image"])
+    url: str | None = Field(examples=["/api/v1/evidence/3"])
+
+
+def evidence_url(file_id: int) -> str:
+    """Where an evidence file is served, behind the login."""
+    return f"/api/v1/evidence/{file_id}"
+
+
+def evidence_kind(content_type: str) -> EvidenceKind | None:
+    """Whether a file is shown as a picture or linked as a PDF."""
+    if content_type.startswith("image/"):
+        return "image"
+    return "pdf" if content_type == "application/pdf" else None
+
+
+def evidence_refs(stored: list[Any] | None) -> list[EvidenceRef]:
+    """The evidence a ledger entry carries, as links (entries made elsewhere may hold names)."""
+    refs = []
+    for item in stored or []:
+        if isinstance(item, dict) and isinstance(item.get("file_id"), int):
+            kind = str(item.get("type", ""))
+            refs.append(EvidenceRef(id=item["file_id"], name=str(item.get("name", "")),
+                                    content_type=kind, kind=evidence_kind(kind),
+                                    url=evidence_url(item["file_id"])))
+        else:
+            refs.append(EvidenceRef(id=None, name=str(item), content_type="", kind=None,
+                                    url=None))
+    return refs
