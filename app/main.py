@@ -180,10 +180,10 @@ def wecom_aibot_runner(settings: Settings, *, engine: Engine, http: httpx.Client
 def run_wecom_aibot() -> None:
     """Hold the AI bot's long connection and deliver WeCom posts (the `wecom-aibot` command)."""
     settings = load_settings_or_exit()
-    _configure_logging(settings)
     if not settings.wecom_aibot_id or not settings.wecom_aibot_secret.get_secret_value():
         print("请先配置 WECOM_AIBOT_ID 和 WECOM_AIBOT_SECRET", file=sys.stderr)
         raise SystemExit(2)
+    _configure_logging(settings)
     if settings.wecom_aibot_mode != "ws":
         log.warning("WECOM_AIBOT_MODE 不是 ws：网页服务和本进程都会发送企业微信消息")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)

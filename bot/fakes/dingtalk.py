@@ -41,22 +41,22 @@ import json
 import logging
 import secrets
 import signal
-import socket
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from bot.fakes.serving import ThreadedFake
 
 __all__ = [
     "BOT_TOPIC",
@@ -299,8 +299,10 @@ class _Fault:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeDingTalk:
+class FakeDingTalk(ThreadedFake):
     """Fake api.dingtalk.com + oapi.dingtalk.com + Stream gateway; inspect `.sent` and `.cards`."""
+
+    label = "fake DingTalk"
 
     def __init__(
         self,
@@ -326,69 +328,11 @@ class FakeDingTalk:
         self._conns: dict[str, _Conn] = {}
         self._reset_state()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._init_serving()
         self._background: set[asyncio.Task[None]] = set()
         self.app = self._build_app()
 
     # ------------------------------------------------------------------ lifecycle
-
-    @classmethod
-    @contextlib.contextmanager
-    def running(cls, *, port: int = 0, **kwargs: Any) -> Iterator[FakeDingTalk]:
-        """Serve a fake (constructor `kwargs`) on 127.0.0.1 for the duration of the block."""
-        fake = cls(**kwargs)
-        fake.start(port=port)
-        try:
-            yield fake
-        finally:
-            fake.stop()
-
-    def start(self, *, port: int = 0) -> None:
-        """Serve on 127.0.0.1 (`port` 0: any free port) in a background thread, once started."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            lifespan="on",
-            ws_ping_interval=None,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-dingtalk"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake DingTalk server did not start")
-            time.sleep(0.005)
-        self._sock = sock
-
-    def stop(self) -> None:
-        """Close every Stream connection and stop the server."""
-        if self._server is None or self._thread is None:
-            return
-        if self._loop is not None and self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self._call(self._close_all(code=1001), timeout=3)
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = None
-
-    def reset(self) -> None:
-        """Forget all state and drop every Stream connection: one running fake, many tests."""
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._call(self._close_all(code=1001), timeout=3)
-        self._reset_state()
 
     def _reset_state(self) -> None:
         with self._lock:
@@ -652,11 +596,6 @@ class FakeDingTalk:
         return len(conns)
 
     # ------------------------------------------------------------------ plumbing
-
-    def _call(self, coro: Awaitable[Any], timeout: float = 5.0) -> Any:
-        """Run a coroutine on the server's loop from a test thread and wait for it."""
-        assert self._loop is not None, "the fake is not running"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
 
     def _build_app(self) -> Starlette:
         routes = [

@@ -66,19 +66,17 @@ import logging
 import re
 import secrets
 import signal
-import socket
 import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 import httpx
-import uvicorn
 from defusedxml import ElementTree
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -86,6 +84,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from bot.fakes.serving import ThreadedFake
 from bot.fakes.wecom_crypto import OK, WXBizJsonMsgCrypt, WXBizMsgCrypt, sha1_signature
 
 __all__ = ["FakeTemplateCard", "FakeWeCom", "WeComSent"]
@@ -296,8 +295,14 @@ class _Push:
 # --------------------------------------------------------------------------- the fake
 
 
-class FakeWeCom:
+class FakeWeCom(ThreadedFake):
     """Fake qyapi.weixin.qq.com + open.weixin.qq.com + the AI-bot WebSocket; see `.sent`."""
+
+    label = "fake WeCom"
+
+    def _bound(self, port: int) -> None:
+        super()._bound(port)
+        self.ws_url = f"ws://127.0.0.1:{port}/aibot"
 
     def __init__(
         self,
@@ -336,9 +341,7 @@ class FakeWeCom:
         self._live: _Conn | None = None
         self._reset_state()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self._init_serving()
         self._background: set[asyncio.Task[None]] = set()
         self.app = self._build_app()
 
@@ -346,64 +349,6 @@ class FakeWeCom:
         return f"FakeWeCom(base_url={self.base_url!r}, corp_id={self.corp_id!r})"
 
     # ------------------------------------------------------------------ lifecycle
-
-    @classmethod
-    @contextlib.contextmanager
-    def running(cls, *, port: int = 0, **kwargs: Any) -> Iterator[FakeWeCom]:
-        """Serve a fake (constructor `kwargs`) on 127.0.0.1 for the duration of the block."""
-        fake = cls(**kwargs)
-        fake.start(port=port)
-        try:
-            yield fake
-        finally:
-            fake.stop()
-
-    def start(self, *, port: int = 0) -> None:
-        """Serve on 127.0.0.1 (`port` 0: any free port) in a background thread."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", port))
-        port = sock.getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.ws_url = f"ws://127.0.0.1:{port}/aibot"
-        config = uvicorn.Config(
-            self.app,
-            log_level="warning",
-            access_log=False,  # query strings carry access tokens and webhook keys
-            lifespan="on",
-            ws_ping_interval=None,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-wecom"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake WeCom server did not start")
-            time.sleep(0.005)
-        self._sock = sock
-
-    def stop(self) -> None:
-        """Close every WebSocket and stop the server."""
-        if self._server is None or self._thread is None:
-            return
-        if self._loop is not None and self._thread.is_alive():
-            with contextlib.suppress(Exception):
-                self._call(self._close_all(code=1001), timeout=3)
-        self._server.should_exit = True
-        self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = None
-
-    def reset(self) -> None:
-        """Forget all state and close every WebSocket: one running fake, many tests."""
-        if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._call(self._close_all(code=1001), timeout=3)
-        self._reset_state()
 
     def _reset_state(self) -> None:
         with self._lock:
@@ -834,11 +779,6 @@ class FakeWeCom:
         return count
 
     # ------------------------------------------------------------------ plumbing
-
-    def _call(self, coro: Awaitable[Any], timeout: float = 5.0) -> Any:
-        """Run a coroutine on the server's loop from a test thread and wait for it."""
-        assert self._loop is not None, "the fake is not running"
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
 
     def _build_app(self) -> Starlette:
         routes = [
