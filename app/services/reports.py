@@ -282,6 +282,7 @@ def clear_live_boards() -> None:
     """Forget cached boards and schemes (a database was reset under the process, as tests do)."""
     _live_boards.clear()
     _schemes_in_force.clear()
+    _standings.clear()
 
 
 def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) -> list[EntryLine]:
@@ -350,9 +351,28 @@ class MemberStanding:
     branch_size: int
 
 
+_standings: dict[tuple[str, int, str], tuple[int, MemberStanding]] = {}
+
+
 def member_standing(*, session: Session, person: Person, period: str) -> MemberStanding:
     """Score and rank: frozen when closed; else the member's own score fresh, ranked against
-    the branch's (cached) live board, so a member always sees their newest points counted."""
+    the branch's (cached) live board, so a member always sees their newest points counted.
+
+    Reused while the data version stands: every ledger change moves it, so a standing is
+    never older than the points it counts, and a repeated `/我的积分` costs one query."""
+    key = (str(session.get_bind().url), person.id or 0, period)
+    version = audit.data_version(session)
+    cached = _standings.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    standing = _member_standing(session=session, person=person, period=period)
+    if len(_standings) > 20_000:
+        _standings.clear()
+    _standings[key] = (version, standing)
+    return standing
+
+
+def _member_standing(*, session: Session, person: Person, period: str) -> MemberStanding:
     parse_month(period)
     branch = branch_of(session, person)
     scheme, version_number, _ = _scheme_for(session, branch, period)
