@@ -26,7 +26,7 @@ from app.services.board_post import own_board_picture
 from bot import simulator
 from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
-from bot.dingtalk.adapter import markdown_of
+from bot.dingtalk.adapter import DingTalkDeliverer, markdown_of
 from bot.dingtalk.client import DingTalkClient
 from bot.outbox_worker import (
     Limits,
@@ -62,11 +62,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
     http = httpx.Client(timeout=settings.http_timeout_s)
 
-    senders: dict[str, Sender] = {}
     resolvers: dict[str, LoginCodeResolver] = {}
-    # A group with its own robot webhook gets its posts through it; no app credentials needed.
-    robot_client = DingTalkClient.from_settings(settings, http)
-    robot_senders = {"dingtalk": dingtalk_robot_sender(robot_client)}
+    dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
+    wecom = wecom_channel(settings, http)
+    senders, robot_senders = delivery_senders(settings, engine=engine, http=http,
+                                              dingtalk=dingtalk, wecom=wecom)
     worker = outbox_worker(settings, engine=engine, senders=senders, robot_senders=robot_senders)
 
     @asynccontextmanager
@@ -92,20 +92,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.dispatcher = build_dispatcher(engine=engine, settings=settings,
                                            on_queued=worker.kick)
-    app.state.dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
+    app.state.dingtalk = dingtalk
+    app.state.wecom = wecom
     app.state.login_resolvers = resolvers
     app.state.outbox_worker = worker
     app.include_router(dingtalk_callback.router)
-    app.state.wecom = wecom_channel(settings, http)
     app.include_router(wecom_callback.router)
-    if app.state.wecom is not None:
-        if settings.wecom_app_configured:
-            resolvers["wecom"] = WeComLogin(app.state.wecom.client)
-        if settings.wecom_aibot_mode != "ws":
-            add_wecom_delivery(settings, engine, app.state.wecom, senders, robot_senders)
-    if app.state.dingtalk is not None:
-        senders["dingtalk"] = app.state.dingtalk.notify
-        resolvers["dingtalk"] = DingTalkLogin(app.state.dingtalk.client)
+    if wecom is not None and settings.wecom_app_configured:
+        resolvers["wecom"] = WeComLogin(wecom.client)
+    if dingtalk is not None:
+        resolvers["dingtalk"] = DingTalkLogin(dingtalk.client)
     if settings.app_env == "dev":
         app.state.simulator_feed = SimulatorFeed()
         app.include_router(simulator.router)
@@ -198,6 +194,23 @@ def run_wecom_aibot() -> None:
     engine.dispose()
 
 
+def delivery_senders(
+    settings: Settings, *, engine: Engine, http: httpx.Client,
+    dingtalk: DingTalkDeliverer | None, wecom: WeComChannel | None,
+) -> tuple[dict[str, Sender], dict[str, RobotSender]]:
+    """What an outbox worker posts through: each platform's app, and groups' own robots."""
+    senders: dict[str, Sender] = {}
+    # A group with its own robot webhook gets its posts through it; no app credentials needed.
+    robot_senders = {"dingtalk": dingtalk_robot_sender(DingTalkClient.from_settings(settings,
+                                                                                    http))}
+    if dingtalk is not None:
+        senders["dingtalk"] = dingtalk.notify
+    # In ws mode `partypoints wecom-aibot` delivers WeCom posts: only it reaches AI-bot groups.
+    if wecom is not None and settings.wecom_aibot_mode != "ws":
+        add_wecom_delivery(settings, engine, wecom, senders, robot_senders)
+    return senders, robot_senders
+
+
 def add_wecom_delivery(settings: Settings, engine: Engine, channel: WeComChannel,
                        senders: dict[str, Sender], robot_senders: dict[str, RobotSender]) -> None:
     """Let an outbox worker post to WeCom: app messages, AI-bot posts and group robots."""
@@ -249,17 +262,13 @@ def run_outbox_worker(
     _configure_logging(settings)
     engine = make_engine(settings.database_url, pool_size=2)
     with httpx.Client(timeout=settings.http_timeout_s) as http:
-        senders: dict[str, Sender] = {}
-        client = DingTalkClient.from_settings(settings, http)
-        if settings.dingtalk_client_id:
-            senders["dingtalk"] = dingtalk_deliverer(settings, http).notify
-        else:
+        dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
+        if dingtalk is None:
             log.warning("未配置钉钉应用（DINGTALK_CLIENT_ID）：只能经群自定义机器人发送，"
                         "私聊和没有机器人的群的消息将标记为 dead")
-        robot_senders = {"dingtalk": dingtalk_robot_sender(client)}
-        channel = wecom_channel(settings, http)
-        if channel is not None and settings.wecom_aibot_mode != "ws":
-            add_wecom_delivery(settings, engine, channel, senders, robot_senders)
+        senders, robot_senders = delivery_senders(settings, engine=engine, http=http,
+                                                  dingtalk=dingtalk,
+                                                  wecom=wecom_channel(settings, http))
         worker = outbox_worker(settings, engine=engine, senders=senders,
                                robot_senders=robot_senders)
 

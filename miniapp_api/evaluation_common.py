@@ -18,9 +18,8 @@ from sqlmodel import Session
 
 from app.db import write_session
 from app.domain.evaluation import EvaluationRefused
-from app.domain.periods import month_key, previous_month
 from app.models import EntryStatus, LedgerEntry, Organization
-from app.services.evaluation import self_window_for
+from app.services.evaluation import evaluated_period
 from app.services.ledger import LedgerError, status_of
 from app.services.month_close import MonthCloseError
 from app.services.reports import ReportError, reversals_of
@@ -90,21 +89,10 @@ def month_param(raw: str | None) -> str | None:
     return f"{year:04d}-{month:02d}"
 
 
-def evaluated_month(*, session: Session, org: Organization, now: datetime,
-                    tz: ZoneInfo) -> str:
-    """The month under evaluation: this month once its self-evaluation opened, else last month."""
-    this = month_key(now, tz)
-    try:
-        window = self_window_for(session=session, org=org, period=this, tz=tz)
-    except REFUSALS:
-        return this  # no scheme this month: the page then says so for this month
-    return this if now >= window.opens_at else previous_month(this)
-
-
 def month_or_default(raw: str | None, *, session: Session, org: Organization, now: datetime,
                      tz: ZoneInfo) -> str:
     """The month asked for, or the one under evaluation."""
-    return month_param(raw) or evaluated_month(session=session, org=org, now=now, tz=tz)
+    return month_param(raw) or evaluated_period(session=session, org=org, now=now, tz=tz)
 
 
 ENTRY_STATUS_LABELS = {

@@ -55,3 +55,9 @@ def next_month(month: str) -> str:
     """`2026-12` for `2026-11`, `2027-01` for `2026-12`."""
     year, mon = parse_month(month)
     return f"{year + mon // 12:04d}-{mon % 12 + 1:02d}"
+
+
+def month_label(key: str) -> str:
+    """A month key as people write it: 2026年11月."""
+    year, month = parse_month(key)
+    return f"{year}年{month}月"

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 from app.config import Settings
 from app.db import read_session, write_session
 from app.domain.evaluation import SelfWindow
-from app.domain.periods import month_key, parse_month, previous_month
+from app.domain.periods import month_key, month_label, previous_month
 from app.domain.vocab import OrgKind, Role
 from app.jobs import JobResult
 from app.jobs.reminders import queue_private
@@ -96,7 +96,7 @@ def evaluation_reminders(*, engine: Engine, settings: Settings, now: datetime,
             local = deadline.astimezone(settings.tz)
             page = branch_evaluation_url(settings, branch.id or 0, branch_month.period)
             notice = Notice(
-                f"{branch.name} {_month_words(branch_month.period)}评议结果的异议期将于"
+                f"{branch.name} {month_label(branch_month.period)}评议结果的异议期将于"
                 f"{local.month}月{local.day}日 {local:%H:%M} 结束。届时没有未处理的异议即自动结账；"
                 f"请及时答复异议：{page}", title="异议期即将结束")
             plans.append((OBJECTIONS_KIND, f"{branch.id}:{branch_month.period}", people, notice))
@@ -107,11 +107,6 @@ def evaluation_reminders(*, engine: Engine, settings: Settings, now: datetime,
     if result.queued:
         log.info("evaluation reminders: %s", result.summary())
     return result
-
-
-def _month_words(period: str) -> str:
-    year, month = parse_month(period)
-    return f"{year}年{month}月"
 
 
 def _member_and_secretary_plans(
@@ -125,7 +120,7 @@ def _member_and_secretary_plans(
     if today in (_day(window.opens_at, settings), due):
         waiting = members_not_self_evaluated(session=session, branch=branch, period=period)
         opening = today == _day(window.opens_at, settings)
-        words = _month_words(period)
+        words = month_label(period)
         if opening:
             text = (f"{words}积分自评已开始，截止 {due.month}月{due.day}日。"
                     f"账本已为您预填各项得分，核对后确认即可（在群里发送 /自评 也行）：{url}")
@@ -141,7 +136,7 @@ def _member_and_secretary_plans(
             more = f"等 {len(unscored)} 人" if len(unscored) > 10 else f"共 {len(unscored)} 人"
             people = [p for p in secretaries
                       if is_branch_secretary(session=session, person=p, branch=branch)]
-            text = (f"{branch.name} {_month_words(period)}自评已截止，待您评分：{names}{more}。"
+            text = (f"{branch.name} {month_label(period)}自评已截止，待您评分：{names}{more}。"
                     f"可发送 /采纳自评 一键采纳自评分，或逐人评分："
                     f"{branch_evaluation_url(settings, branch.id or 0, period)}")
             plans.append((SCORING_KIND, key, people, Notice(text, title="评分提醒")))

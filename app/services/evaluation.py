@@ -31,6 +31,7 @@ from app.domain.evaluation import (
     self_evaluation_late,
     self_window,
 )
+from app.domain.periods import month_key, previous_month
 from app.domain.scheme import Scheme, ScoringMode
 from app.models import LedgerEntry, MemberMonth, Organization, Person
 from app.services.evaluation_base import (
@@ -91,6 +92,18 @@ def self_window_for(*, session: Session, org: Organization, period: str,
                     tz: ZoneInfo) -> SelfWindow:
     """When the self-evaluation of `period` opens and is due, under the scheme in force."""
     return self_window(period, scheme_for(session=session, org=org, period=period).evaluation, tz)
+
+
+def evaluated_period(*, session: Session, org: Organization, now: datetime,
+                     tz: ZoneInfo) -> str:
+    """The month under evaluation at `org`: this month once its self-evaluation has opened,
+    else last month (also when this month has no scheme: only an earlier one can be)."""
+    this_month = month_key(now, tz)
+    try:
+        window = self_window_for(session=session, org=org, period=this_month, tz=tz)
+    except EvaluationRefused:
+        return previous_month(this_month)
+    return this_month if now >= window.opens_at else previous_month(this_month)
 
 
 def self_evaluation_form(*, session: Session, member: Person, period: str, now: datetime,

@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.domain.evaluation import BranchPhase, Capacity, EvaluationRefused, MonthState
-from app.domain.periods import month_key, parse_month, previous_month
+from app.domain.periods import month_key, month_label, parse_month
 from app.domain.scheme import Indicator, Scheme
 from app.domain.vocab import OrgKind, Role
 from app.links import branch_evaluation_url, declaration_url, evaluation_url
@@ -42,9 +42,9 @@ from app.services.evaluation import (
     SelfEvaluationForm,
     accept_self_scores,
     confirm_self_evaluation,
+    evaluated_period,
     score_member,
     self_evaluation_form,
-    self_window_for,
 )
 from app.services.evaluation_base import branch_members, find_month, last_day, scheme_for
 from app.services.evaluation_notices import when_text
@@ -89,11 +89,6 @@ def _pick(word: str, options: Iterable[tuple[str, str, T]]) -> list[T]:
     return exact or [value for _, name, value in listed if word in name]
 
 
-def _month_text(period: str) -> str:
-    year, month = parse_month(period)
-    return f"{year}年{month}月"
-
-
 def _period_word(ctx: Context, word: str) -> str | None:
     """The month a word names (本月, 上月, 2026-11; nonsense like 2026-13 gets a hint), or None."""
     if word in ("本月", "上月") or _MONTH_WORD.match(word):
@@ -112,15 +107,8 @@ def _take_period(ctx: Context, words: Sequence[str]) -> tuple[str | None, list[s
 
 
 def _evaluated_month(ctx: Context, org: Organization) -> str:
-    """The month under evaluation at `org`: the latest whose self-evaluation has opened."""
-    this_month = month_key(ctx.now, ctx.settings.tz)
-    try:
-        window = self_window_for(session=ctx.session, org=org, period=this_month,
-                                 tz=ctx.settings.tz)
-    except EvaluationRefused:
-        # No scheme in force this month: only an earlier month can be under evaluation.
-        return previous_month(this_month)
-    return this_month if ctx.now >= window.opens_at else previous_month(this_month)
+    """The month under evaluation at `org`."""
+    return evaluated_period(session=ctx.session, org=org, now=ctx.now, tz=ctx.settings.tz)
 
 
 def _assigned_orgs(ctx: Context) -> list[Organization]:
@@ -190,7 +178,7 @@ def _branch(ctx: Context, words: Sequence[str], verb: str) -> Organization:
 
 
 def _declarable_text(indicators: list[Indicator], period: str, head: str = "") -> str:
-    lines = [head or f"### {_month_text(period)}可申报的事项"]
+    lines = [head or f"### {month_label(period)}可申报的事项"]
     for i in indicators:
         evidence = "，须附佐证材料" if i.evidence_required else ""
         lines.append(f"- {i.name}（{fmt(i.points)} 分{evidence}）")
@@ -205,7 +193,7 @@ def _declared_day(ctx: Context, period: str | None) -> date:
         return today
     day = last_day(period)
     if day > today:
-        raise UserError(f"{_month_text(period)}还没到，不能提前申报。")
+        raise UserError(f"{month_label(period)}还没到，不能提前申报。")
     return day
 
 
@@ -290,7 +278,7 @@ def _window_line(ctx: Context, form: SelfEvaluationForm, on_time: Indicator | No
 
 def _confirmed_text(month: MemberMonth) -> str:
     late = "（逾期）" if month.self_late else ""
-    return (f"已确认{_month_text(month.period)}自评{late}：合计 {fmt(month.self_total)} 分。"
+    return (f"已确认{month_label(month.period)}自评{late}：合计 {fmt(month.self_total)} 分。"
             "支部书记评分后将在支部公示。")
 
 
@@ -317,7 +305,7 @@ def self_evaluation(ctx: Context) -> Reply:
     scheme = scheme_for(session=ctx.session, org=branch_of(ctx.session, ctx.person),
                         period=period)
     on_time = scheme.indicator_by_code.get(scheme.evaluation.on_time or "")
-    lines = [f"### {ctx.person.name} · {_month_text(period)}自评",
+    lines = [f"### {ctx.person.name} · {month_label(period)}自评",
              _window_line(ctx, form, on_time),
              *_form_lines(form), f"调整分数或填写说明：{evaluation_url(ctx.settings, period)}"]
     if form.state is not MonthState.open or ctx.now < form.window.opens_at:
@@ -408,7 +396,7 @@ def _scored_text(member: Person, scheme: Scheme, month: MemberMonth) -> str:
     parts = "、".join(f"{names.get(code, code)} {fmt(Decimal(value))}"
                       for code, value in (month.assessed_scores or {}).items())
     why = f"理由：{month.assessed_reason}" if month.assessed_reason else "（与自评相近，未填理由）"
-    return (f"已评定 {member.name} {_month_text(month.period)}综合评分：合计 "
+    return (f"已评定 {member.name} {month_label(month.period)}综合评分：合计 "
             f"{fmt(month.assessed_total)} 分（{parts}）。{why}")
 
 
@@ -440,7 +428,7 @@ def _member_view(ctx: Context, member: Person, branch: Organization, period: str
         raise UserError("只能查看本支部党员的月度评价。")
     form = self_evaluation_form(session=ctx.session, member=member, period=period, now=ctx.now,
                                 tz=ctx.settings.tz)
-    lines = [f"### {member.name} · {_month_text(period)}", f"状态：{form.state.label}",
+    lines = [f"### {member.name} · {month_label(period)}", f"状态：{form.state.label}",
              *_form_lines(form),
              f"评分：/评分 {member.name} 维度=分数 … 理由（与自评相差较大时须写理由）"]
     return Reply("\n".join(lines), title="月度评分", markdown=True, mention_sender=True)
@@ -494,7 +482,7 @@ def _scoring_list(ctx: Context) -> Reply:
         return Reply("目前没有待您评分的党员。", mention_sender=True)
     lines = ["### 待评分"]
     for item in due:
-        lines.append(f"**{item.branch.name} {_month_text(item.period)}**")
+        lines.append(f"**{item.branch.name} {month_label(item.period)}**")
         lines.extend(f"- {p.name}：自评 {fmt(m.self_total)} 分" for p, m in item.ready)
         lines.extend(f"- {p.name}：未自评" for p in item.not_self_evaluated)
     lines.append(f"评分：{SCORE_USAGE}；按自评分评定：/采纳自评；查看某人：/评分 姓名")
@@ -512,7 +500,7 @@ def accept(ctx: Context) -> Reply:
                                  period=period, now=ctx.now)
     names = {p.id: p.name for p in branch_members(session=ctx.session, branch=branch)}
     accepted = "、".join(names.get(m.person_id, "?") for m in outcome.accepted)
-    lines = [f"{branch.name} {_month_text(period)}：已采纳 {len(outcome.accepted)} 人的自评分"
+    lines = [f"{branch.name} {month_label(period)}：已采纳 {len(outcome.accepted)} 人的自评分"
              + (f"（{accepted}）。" if accepted else "。")]
     if outcome.skipped:
         lines.append("未采纳：" + "；".join(f"{name}（{why}）" for name, why in outcome.skipped))
@@ -546,7 +534,7 @@ def publish(ctx: Context) -> Reply:
     assert deadline is not None
     groups = (f"公示已发到 {published.groups_queued} 个支部群" if published.groups_queued
               else "本支部没有绑定群，未发群公告")
-    return Reply(f"已公示{branch.name}{_month_text(period)}月度评价（{len(published.months)} 人），"
+    return Reply(f"已公示{branch.name}{month_label(period)}月度评价（{len(published.months)} 人），"
                  f"异议期至 {when_text(deadline, ctx.settings.tz)}。{groups}，"
                  f"每位党员的结果已私信发送。\n详情：{url}", title="月度评价公示",
                  mention_sender=True)
@@ -584,7 +572,7 @@ def objection(ctx: Context) -> Reply:
     period = period or _objection_month(ctx)
     raised = raise_objection(session=ctx.session, member=ctx.person, period=period, reason=reason,
                              now=ctx.now, tz=ctx.settings.tz)
-    notice = Notice(f"{ctx.person.name}对{_month_text(period)}月度评价提出异议（Y{raised.id}）："
+    notice = Notice(f"{ctx.person.name}对{month_label(period)}月度评价提出异议（Y{raised.id}）："
                     f"{raised.reason}\n答复请发送：/答复异议 Y{raised.id} 维持 说明，"
                     f"或 /答复异议 Y{raised.id} 更正 指标 分值 说明", title="月度评价异议")
     # Queued in this transaction: no message about an objection that did not commit.
@@ -678,7 +666,7 @@ def progress(ctx: Context) -> Reply:
         month = period or _evaluated_month(ctx, top)
         rows = [r for r in evaluation_status(session=ctx.session, org=top, period=month)
                 if r.members]
-        lines.append(f"### {top.name} {_month_text(month)}月度评价进度")
+        lines.append(f"### {top.name} {month_label(month)}月度评价进度")
         lines.extend(_progress_line(ctx, row, month) for row in rows)
     return Reply("\n".join(lines), title="评议进度", markdown=True, mention_sender=True)
 
@@ -701,7 +689,7 @@ def todo_lines(ctx: Context) -> list[str]:
     """The evaluation's part of /待办: scoring still to do and objections to answer."""
     lines: list[str] = []
     for item in _scoring_due(ctx):
-        where = f"{item.branch.name} {_month_text(item.period)}"
+        where = f"{item.branch.name} {month_label(item.period)}"
         if item.scorer is Capacity.committee:
             people = "、".join([*(f"{p.name}（已自评）" for p, _ in item.ready),
                                *(f"{p.name}（未自评）" for p in item.not_self_evaluated)])

@@ -40,7 +40,6 @@ import hmac
 import json
 import logging
 import secrets
-import signal
 import threading
 import time
 import uuid
@@ -56,7 +55,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from bot.fakes.serving import ThreadedFake
+from bot.fakes.serving import ThreadedFake, wait_until_stopped
 
 __all__ = [
     "BOT_TOPIC",
@@ -1209,11 +1208,7 @@ def main(argv: list[str] | None = None) -> None:
         for cid in args.group:
             fake.add_group(cid)
         print(f"fake DingTalk listening on {fake.base_url}", flush=True)
-        done = threading.Event()
-        # SIGTERM too: scripts start the fake in the background, where SIGINT is ignored.
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            done.wait()
+        wait_until_stopped()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
 import threading
 import time
@@ -97,3 +98,11 @@ class ThreadedFake:
         """Run a coroutine on the server's loop from a test thread and wait for it."""
         assert self._loop is not None, "the fake is not running"
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)  # type: ignore[arg-type]
+
+
+def wait_until_stopped() -> None:
+    """Block until Ctrl-C or SIGTERM (a fake started in the background never sees SIGINT)."""
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with contextlib.suppress(KeyboardInterrupt):
+        done.wait()

@@ -65,7 +65,6 @@ import json
 import logging
 import re
 import secrets
-import signal
 import threading
 import time
 import uuid
@@ -84,7 +83,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from bot.fakes.serving import ThreadedFake
+from bot.fakes.serving import ThreadedFake, wait_until_stopped
 from bot.fakes.wecom_crypto import OK, WXBizJsonMsgCrypt, WXBizMsgCrypt, sha1_signature
 
 __all__ = ["FakeTemplateCard", "FakeWeCom", "WeComSent"]
@@ -1533,10 +1532,7 @@ def main(argv: list[str] | None = None) -> None:
         for userid in args.user:
             fake.add_user(userid)
         print(f"fake WeCom listening on {fake.base_url} (AI bot: {fake.ws_url})", flush=True)
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: done.set())
-        with contextlib.suppress(KeyboardInterrupt):
-            done.wait()
+        wait_until_stopped()
 
 
 if __name__ == "__main__":

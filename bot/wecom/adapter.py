@@ -153,9 +153,7 @@ class WeComDeliverer:
                 self.client.send_message(user_ids=[note.user_id], msgtype="template_card",
                                          content=template_card(reply, userid=note.user_id))
             else:
-                for piece in split_markdown(markdown_of(reply), APP_MARKDOWN_MAX_BYTES):
-                    self.client.send_message(user_ids=[note.user_id], msgtype="markdown",
-                                             content={"content": piece})
+                self.markdown_to(note.user_id, markdown_of(reply))
             return
         if note.chat_id and self.aibot is not None:
             for piece in split_markdown(markdown_of(reply)):
@@ -165,6 +163,12 @@ class WeComDeliverer:
         # webhook or the AI bot's long connection can, and this group has neither.
         raise WeComError(code="no-route",
                          message="group has no robot webhook and no AI-bot connection here")
+
+    def markdown_to(self, userid: str, markdown: str) -> None:
+        """App markdown to one member 1:1, in pieces of at most 2048 bytes."""
+        for piece in split_markdown(markdown, APP_MARKDOWN_MAX_BYTES):
+            self.client.send_message(user_ids=[userid], msgtype="markdown",
+                                     content={"content": piece})
 
     def send(self, note: Notification) -> None:
         """Send one notification from a chat answer; a failure is logged, never raised."""
@@ -241,8 +245,7 @@ def handle_card_event(*, fields: dict[str, str], dispatcher: Dispatcher,
     if outcome.reply is not None:
         try:
             if outcome.refused:
-                client.send_message(user_ids=[action.user_id], msgtype="markdown",
-                                    content={"content": outcome.reply.text})
+                deliverer.markdown_to(action.user_id, outcome.reply.text)
             elif fields.get("ResponseCode") and not client.update_card_button(
                     user_ids=[action.user_id], response_code=fields["ResponseCode"],
                     replace_name=outcome.reply.text[:BUTTON_TEXT_MAX]):

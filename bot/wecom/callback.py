@@ -22,9 +22,7 @@ from bot.wecom.adapter import (
     message_from_app,
 )
 from bot.wecom.client import (
-    APP_MARKDOWN_MAX_BYTES,
     WeComClient,
-    split_markdown,
     truncate_markdown,
 )
 from bot.wecom.crypto import MAX_BODY_BYTES, WeComCrypto, WeComCryptoError
@@ -90,7 +88,7 @@ def _client_ip(request: Request) -> str:
 
 
 async def _decrypted(request: Request, crypto: WeComCrypto | None, which: str,
-                     decrypt: Callable[[WeComCrypto], Callable[..., Any]]) -> Any:
+                     decrypt: Callable[..., Any]) -> Any:
     """The verified, decrypted callback content, or a Response refusing it."""
     if crypto is None:
         log.warning("wecom %s callback refused: not configured", which)
@@ -101,7 +99,7 @@ async def _decrypted(request: Request, crypto: WeComCrypto | None, which: str,
                     _client_ip(request), MAX_BODY_BYTES)
         return PlainTextResponse("请求体过大", 413)
     try:
-        return decrypt(crypto)(body=body, **_query(request))
+        return decrypt(crypto, body=body, **_query(request))
     except WeComCryptoError as exc:
         log.warning("wecom %s callback rejected from %s: %s %s", which, _client_ip(request),
                     exc.code, exc.reason)
@@ -120,7 +118,7 @@ async def wecom_app_callback(request: Request, background: BackgroundTasks) -> R
     """A message or event sent to the app: verified and decrypted, then handled after the 200."""
     channel = _channel(request)
     fields = await _decrypted(request, channel.app_crypto if channel else None, "app",
-                              lambda crypto: crypto.decrypt_xml)
+                              WeComCrypto.decrypt_xml)
     if isinstance(fields, Response):
         return fields
     assert channel is not None
@@ -133,14 +131,10 @@ async def wecom_app_callback(request: Request, background: BackgroundTasks) -> R
     message = message_from_app(fields, received_at=datetime.now(UTC))
     if message is not None:
         userid = message.sender_userid or ""
-
-        def respond(markdown: str) -> None:
-            for piece in split_markdown(markdown, APP_MARKDOWN_MAX_BYTES):
-                channel.client.send_message(user_ids=[userid], msgtype="markdown",
-                                            content={"content": piece})
-
         background.add_task(bounded, handle_message, message=message, dispatcher=dispatcher,
-                            respond=respond, deliverer=channel.deliverer)
+                            respond=lambda markdown: channel.deliverer.markdown_to(userid,
+                                                                                   markdown),
+                            deliverer=channel.deliverer)
     return Response(status_code=200)
 
 
@@ -156,7 +150,7 @@ async def wecom_aibot_callback(request: Request, background: BackgroundTasks) ->
     """An AI-bot message: answered with an empty 200; the reply goes to its response_url."""
     channel = _channel(request)
     payload = await _decrypted(request, channel.aibot_crypto if channel else None, "aibot",
-                               lambda crypto: crypto.decrypt_json)
+                               WeComCrypto.decrypt_json)
     if isinstance(payload, Response):
         return payload
     assert channel is not None
