@@ -14,10 +14,11 @@ from app.config import Settings
 from app.db import write_session
 from app.domain.evaluation import EvaluationRefused
 from app.domain.vocab import Role
-from app.models import ChatGroup, Person
+from app.models import Person
 from app.services import chat_groups, outbox
-from app.services.access import all_roles, person_for
+from app.services.access import person_for, sender
 from app.services.activities import ActivityError
+from app.services.chat_groups import GroupBinding
 from app.services.ledger import LedgerError
 from app.services.reports import ReportError
 from bot.parsing import split_command
@@ -47,7 +48,7 @@ class Context:
     message: IncomingMessage
     person: Person
     roles: set[Role]
-    group: ChatGroup | None
+    group: GroupBinding | None
     args: list[str]
     settings: Settings
     now: datetime
@@ -145,17 +146,17 @@ class Dispatcher:
         return outcome
 
     def _handle(self, session: Session, message: IncomingMessage, now: datetime) -> Outcome:
-        group = (chat_groups.group_for(session=session, platform=message.platform,
-                                       chat_id=message.chat_id)
+        group = (chat_groups.binding_for(session=session, platform=message.platform,
+                                         chat_id=message.chat_id)
                  if message.chat_type is ChatType.GROUP else None)
-        person = person_for(session=session, platform=message.platform,
-                            userid=message.sender_userid)
-        if person is None:
+        known = sender(session=session, platform=message.platform,
+                       userid=message.sender_userid)
+        if known is None:
             log.info("unknown sender on %s in chat %s", message.platform, message.chat_id)
             return Outcome(Reply(UNBOUND_PERSON, mention_sender=True))
+        person, roles = known
         name, args = split_command(message.text)
         command = self._by_name.get(name)
-        roles = all_roles(session=session, person=person)
         ctx = Context(session, message, person, roles, group, args, self.settings, now,
                       self.commands)
         handler = self.fallback if command is None else command.handler

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy import event
 from sqlmodel import Session
 
 from app.db import write_session
@@ -14,6 +15,7 @@ from app.services.ledger import Actor, record_entry
 from app.services.reports import (
     LiveBoardCache,
     branch_year,
+    clear_live_boards,
     first_eligible_month,
     member_standing,
 )
@@ -99,14 +101,14 @@ def test_live_boards_are_reused_until_something_is_written(db):
     cache = LiveBoardCache(clock=lambda: 0.0)
     with write_session(db) as s:
         branch = s.get(Organization, built.branches[0].id)
-        board = cache.get(session=s, branch=branch, period="2026-11")
-        assert cache.get(session=s, branch=branch, period="2026-11") is board
+        month = cache.get(session=s, branch=branch, period="2026-11")
+        assert cache.get(session=s, branch=branch, period="2026-11") is month
     with write_session(db) as s:
         give(s, second, 11, "online_study", 5)
     with write_session(db) as s:
         fresh = cache.get(session=s, branch=branch, period="2026-11")
-    assert fresh is not board
-    assert fresh.rows[0].name == second.name
+    assert fresh is not month
+    assert fresh.board.rows[0].name == second.name
 
 
 def test_a_cached_board_expires(db):
@@ -139,3 +141,65 @@ def test_a_member_sees_their_newest_points_ranked_against_the_cached_board(db):
         give(s, second, 11, "online_study", 5)
         standing = member_standing(session=s, person=second, period="2026-11")
     assert (standing.total, standing.rank_in_branch, standing.branch_size) == (Decimal(5), 1, 3)
+
+
+class Statements:
+    """Counts the SQL statements an engine runs while active."""
+
+    def __init__(self, engine):
+        self.engine, self.count = engine, 0
+
+    def _seen(self, *_):
+        self.count += 1
+
+    def __enter__(self):
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_):
+        event.remove(self.engine, "before_cursor_execute", self._seen)
+
+
+def test_once_a_branch_board_is_current_a_members_first_standing_costs_no_ledger_query(db):
+    with write_session(db) as s:
+        built = build_org(s, members=4)
+        first, second, third, _ = built.everyone()
+        give(s, first, 11, "online_study", 3)
+        give(s, second, 11, "online_study", 5)
+        give(s, third, 11, "study_speech", 1)  # declared: awaits review
+    with write_session(db) as s:
+        member_standing(session=s, person=s.get(Person, first.id), period="2026-11")
+    with write_session(db) as s:
+        asker = s.get(Person, second.id)
+        pending_asker = s.get(Person, third.id)
+        with Statements(db) as seen:
+            standing = member_standing(session=s, person=asker, period="2026-11")
+            pending = member_standing(session=s, person=pending_asker, period="2026-11")
+        assert seen.count == 1  # the data version, nothing else
+    assert (standing.total, standing.rank_in_branch, standing.branch_size) == (Decimal(5), 1, 4)
+    assert (pending.pending.count, pending.pending.points) == (1, Decimal(2))
+    assert standing.pending.count == 0
+    clear_live_boards()  # the same standings computed the long way agree
+    with write_session(db) as s:
+        assert member_standing(session=s, person=s.get(Person, second.id),
+                               period="2026-11") == standing
+
+
+def test_a_board_read_by_a_transaction_that_wrote_is_not_kept(db):
+    with write_session(db) as s:
+        built = build_org(s, members=2)
+        first, second = built.everyone()
+    cache = LiveBoardCache(clock=lambda: 0.0)
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        give(s, first, 11, "online_study", 2)
+        cache.get(session=s, branch=branch, period="2026-11")
+        s.rollback()
+    # Another write then reaches the same data version the rolled-back one had.
+    with write_session(db) as s:
+        give(s, second, 11, "online_study", 3)
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        after = cache.get(session=s, branch=branch, period="2026-11")
+    assert [(r.name, r.total) for r in after.board.rows] == [
+        (second.name, Decimal(3)), (first.name, Decimal(0))]

@@ -17,11 +17,25 @@ _USERID_COLUMN = {
 
 def person_for(*, session: Session, platform: str, userid: str | None) -> Person | None:
     """The active person a platform userid belongs to; never from anything the user typed."""
+    found = sender(session=session, platform=platform, userid=userid)
+    return found[0] if found is not None else None
+
+
+def sender(
+    *, session: Session, platform: str, userid: str | None
+) -> tuple[Person, set[Role]] | None:
+    """The active person a platform userid belongs to, with every role they hold (one query)."""
     if not userid:
         return None
     column = _USERID_COLUMN[Platform(platform)]
-    person = session.exec(select(Person).where(column == userid)).first()
-    return person if person is not None and person.active else None
+    rows = session.exec(
+        select(Person, RoleAssignment.role)
+        .outerjoin(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+        .where(column == userid)
+    ).all()
+    if not rows or not rows[0][0].active:
+        return None
+    return rows[0][0], {Role(role) for _, role in rows if role is not None}
 
 
 def platform_userid(person: Person, platform: str) -> str | None:

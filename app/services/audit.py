@@ -11,6 +11,7 @@ from sqlmodel import Session, select
 from app.models import AuditLog, DataVersion
 
 _VERSION = "partypoints_data_version"
+_WROTE = "partypoints_wrote"
 
 
 _VERSION_QUERY = select(DataVersion.version).where(DataVersion.id == 1)
@@ -32,12 +33,19 @@ def data_version(session: Session) -> int:
 def _forget_version(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:
         session.info.pop(_VERSION, None)
+        session.info.pop(_WROTE, None)
+
+
+def wrote(session: Session) -> bool:
+    """Whether this transaction has made an audited change (its data version is its own)."""
+    return _WROTE in session.info
 
 
 def _bump(session: Session) -> None:
     # One row for the whole system: writers queue on its lock, so a version a reader sees is
     # never older than a change it can see (unlike ids, which are not handed out in commit order).
     session.info.pop(_VERSION, None)
+    session.info[_WROTE] = True
     session.execute(update(DataVersion).where(DataVersion.id == 1)
                     .values(version=DataVersion.version + 1))
 

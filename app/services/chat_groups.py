@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, text
@@ -10,9 +11,33 @@ from sqlmodel import Session, col, delete, select
 from app.db import UTCDateTime
 from app.models import ChatGroup, InboundMessage, Organization, OrgKind, Person
 from app.services import audit
+from app.services.versioned import VersionedCache
 
 # Platforms redeliver within minutes; a day is a generous margin that keeps the table small.
 DEDUPE_KEEP = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class GroupBinding:
+    """Which organisation a platform group speaks for."""
+
+    id: int
+    organization_id: int
+    name: str
+
+
+_bindings: VersionedCache[tuple[str, str], GroupBinding | None] = VersionedCache()
+
+
+def binding_for(*, session: Session, platform: str, chat_id: str) -> GroupBinding | None:
+    """The binding of a platform group, if any; reused while nothing changed."""
+    def find() -> GroupBinding | None:
+        group = group_for(session=session, platform=platform, chat_id=chat_id)
+        if group is None or group.id is None:
+            return None
+        return GroupBinding(group.id, group.organization_id, group.name)
+
+    return _bindings.get_or_build(session, (platform, chat_id), find)
 
 
 def group_for(*, session: Session, platform: str, chat_id: str) -> ChatGroup | None:

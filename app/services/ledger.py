@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import TextClause, and_, text
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from app.domain.periods import month_key_of, next_month, parse_month
 from app.domain.scheme import Source
@@ -282,6 +282,34 @@ def approved_facts(
             EntryFact(code, Decimal(points), occurred_on, reversal=reversal_of is not None)
         )
     return out
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What of a member's month still awaits review: how many entries, worth how much."""
+
+    count: int
+    points: Decimal
+
+    NONE: ClassVar[Pending]
+
+
+Pending.NONE = Pending(0, Decimal(0))
+
+
+def pending_totals(
+    *, session: Session, person_ids: list[int], period: str
+) -> dict[int, Pending]:
+    """Entries awaiting review per member for a month (members with none are left out)."""
+    if not person_ids:
+        return {}
+    rows = session.exec(
+        select(LedgerEntry.person_id, func.count(), func.sum(LedgerEntry.points))
+        .where(col(LedgerEntry.person_id).in_(person_ids), LedgerEntry.period == period,
+               pending_clause())
+        .group_by(col(LedgerEntry.person_id))
+    ).all()
+    return {pid: Pending(count, Decimal(points)) for pid, count, points in rows}
 
 
 def pending_for_person(*, session: Session, person_id: int, period: str) -> list[LedgerEntry]:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
+from sqlalchemy.engine import URL
 from sqlmodel import Session, col, func, select
 
 from app.domain.periods import parse_month
@@ -37,7 +38,8 @@ from app.models import (
     Person,
 )
 from app.services import audit, orgs, schemes
-from app.services.ledger import approved_facts, status_of
+from app.services.ledger import Pending, approved_facts, pending_totals, status_of
+from app.services.versioned import VersionedCache, clear_all
 
 
 class ReportError(ValueError):
@@ -116,25 +118,20 @@ def branch_of(session: Session, person: Person) -> Organization:
     return home
 
 
-_schemes_in_force: dict[tuple[str, str, str], tuple[int, tuple[Scheme, int, int]]] = {}
+_schemes_in_force: VersionedCache[tuple[str, str], tuple[Scheme, int, int]] = VersionedCache(
+    size=4096)
 
 
 def _scheme_for(session: Session, org: Organization, period: str) -> tuple[Scheme, int, int]:
     """The scheme in force (with its version number and id), reused until the data changes."""
-    key = (str(session.get_bind().url), org.path, period)
-    now = audit.data_version(session)
-    cached = _schemes_in_force.get(key)
-    if cached is not None and cached[0] == now:
-        return cached[1]
-    version = schemes.version_for(session=session, org=org, period=period)
-    if version is None:
-        raise ReportError(f"{period} 没有生效的积分方案")
-    assert version.id is not None
-    found = (schemes.scheme_of(version), version.version, version.id)
-    if len(_schemes_in_force) > 4096:
-        _schemes_in_force.clear()
-    _schemes_in_force[key] = (now, found)
-    return found
+    def find() -> tuple[Scheme, int, int]:
+        version = schemes.version_for(session=session, org=org, period=period)
+        if version is None:
+            raise ReportError(f"{period} 没有生效的积分方案")
+        assert version.id is not None
+        return schemes.scheme_of(version), version.version, version.id
+
+    return _schemes_in_force.get_or_build(session, (org.path, period), find)
 
 
 def months_in_order(
@@ -196,7 +193,7 @@ def branch_board(*, session: Session, branch: Organization, period: str) -> Bran
         .where(MonthResult.period == period, MonthResult.branch_id == branch.id)
     ).all()
     if not frozen:
-        return _live_boards.get(session=session, branch=branch, period=period)
+        return _live_boards.get(session=session, branch=branch, period=period).board
     rows = [BoardRow(r.person_id, name, r.base, r.bonus, r.total, r.vetoed, r.rank_in_branch)
             for r, name in frozen]
     return _board(branch, period, rows, closed=True)
@@ -209,24 +206,53 @@ def _board(branch: Organization, period: str, rows: list[BoardRow], *, closed: b
                        branch_average(r.total for r in rows))
 
 
-def _live_board(session: Session, branch: Organization, period: str) -> BranchBoard:
+@dataclass(frozen=True)
+class LiveMonth:
+    """A branch's open month scored from the ledger at one data version."""
+
+    version: int
+    branch: Organization
+    board: BranchBoard
+    scores: dict[int, MonthScore]
+    pending: dict[int, Pending]
+    # Members whose month was frozen by another close (they moved here): not live here.
+    frozen: frozenset[int]
+
+    def standing(self, person_id: int, scheme: tuple[Scheme, int, int]) -> MemberStanding | None:
+        """A member's standing read off the board, if the member is scored live here."""
+        score = self.scores.get(person_id)
+        if score is None or person_id in self.frozen:
+            return None
+        rank = next(r.rank for r in self.board.rows if r.person_id == person_id)
+        return MemberStanding(self.branch, False, scheme[0], scheme[1], score, score.total,
+                              rank, len(self.board.rows),
+                              self.pending.get(person_id, Pending.NONE))
+
+
+def _live_month(session: Session, branch: Organization, period: str) -> LiveMonth:
+    version = audit.data_version(session)
     members = _branch_members(session, branch)
-    scores = live_scores(session=session, org=branch, person_ids=[p.id for p in members],
-                         period=period)
+    ids = [p.id or 0 for p in members]
+    scores = live_scores(session=session, org=branch, person_ids=ids, period=period)
     ranks = competition_rank({pid: s.total for pid, s in scores.items()})
     rows = [BoardRow(p.id, p.name, scores[p.id].base, scores[p.id].bonus, scores[p.id].total,
                      scores[p.id].vetoed, ranks[p.id]) for p in members]
-    return _board(branch, period, rows, closed=False)
+    frozen = session.exec(select(MonthResult.person_id).where(
+        MonthResult.period == period, col(MonthResult.person_id).in_(ids))).all()
+    return LiveMonth(version, branch, _board(branch, period, rows, closed=False), scores,
+                     pending_totals(session=session, person_ids=ids, period=period),
+                     frozenset(frozen))
 
 
 class LiveBoardCache:
-    """Live boards of open months, kept until the data version moves.
+    """Live months of branches, kept until the data version moves.
 
     Scoring a 700-member branch live costs over a hundred milliseconds, and every /我的积分
     needs the asker's rank. Every write that can change a board (entries, reviews, roster,
     schemes, closes) is audited and so moves the data version. One thread rebuilds a board at
     a time; the others keep using the previous one meanwhile (callers that need their own
-    numbers exact compute those fresh, see `member_standing`).
+    numbers exact compute those fresh unless the board is of their version, see
+    `member_standing`).
     """
 
     def __init__(self, *, max_age_s: float = 600.0, size: int = 256,
@@ -234,37 +260,47 @@ class LiveBoardCache:
         self.max_age_s = max_age_s
         self.size = size
         self.clock = clock
-        self._boards: OrderedDict[tuple[str, int, str], tuple[int, float, BranchBoard]] = (
+        self._months: OrderedDict[tuple[URL, int, str], tuple[float, LiveMonth]] = (
             OrderedDict())
-        self._building: dict[tuple[str, int, str], threading.Event] = {}
+        self._building: dict[tuple[URL, int, str], threading.Event] = {}
         self._lock = threading.Lock()
 
-    def get(self, *, session: Session, branch: Organization, period: str) -> BranchBoard:
-        """The branch's live board: cached while nothing changed, else rebuilt by one thread."""
+    def fresh(self, *, session: Session, branch_id: int, period: str) -> LiveMonth | None:
+        """The branch's live month if it was scored at the session's data version."""
         version = audit.data_version(session)
-        key = (str(session.get_bind().url), branch.id or 0, period)
+        with self._lock:
+            cached = self._months.get((session.get_bind().url, branch_id, period))
+        if cached is None or cached[1].version != version:
+            return None
+        return cached[1]
+
+    def get(self, *, session: Session, branch: Organization, period: str) -> LiveMonth:
+        """The branch's live month: cached while nothing changed, else rebuilt by one thread."""
+        version = audit.data_version(session)
+        key = (session.get_bind().url, branch.id or 0, period)
         while True:
             with self._lock:
-                cached = self._boards.get(key)
-                if (cached and cached[0] == version
-                        and self.clock() - cached[1] < self.max_age_s):
-                    self._boards.move_to_end(key)
-                    return cached[2]
+                cached = self._months.get(key)
+                if (cached and cached[1].version == version
+                        and self.clock() - cached[0] < self.max_age_s):
+                    self._months.move_to_end(key)
+                    return cached[1]
                 building = self._building.get(key)
                 if building is None:
                     self._building[key] = threading.Event()
                     break
             if cached is not None:
-                return cached[2]
+                return cached[1]
             building.wait(30)
         try:
-            board = _live_board(session, branch, period)
-            with self._lock:
-                self._boards[key] = (version, self.clock(), board)
-                self._boards.move_to_end(key)
-                while len(self._boards) > self.size:
-                    self._boards.popitem(last=False)
-            return board
+            month = _live_month(session, branch, period)
+            if not audit.wrote(session):
+                with self._lock:
+                    self._months[key] = (self.clock(), month)
+                    self._months.move_to_end(key)
+                    while len(self._months) > self.size:
+                        self._months.popitem(last=False)
+            return month
         finally:
             with self._lock:
                 self._building.pop(key).set()
@@ -272,17 +308,17 @@ class LiveBoardCache:
     def clear(self) -> None:
         """Forget every board."""
         with self._lock:
-            self._boards.clear()
+            self._months.clear()
 
 
 _live_boards = LiveBoardCache()
 
 
 def clear_live_boards() -> None:
-    """Forget cached boards and schemes (a database was reset under the process, as tests do)."""
+    """Forget cached boards, schemes and standings (a database was reset under the process,
+    as tests do)."""
     _live_boards.clear()
-    _schemes_in_force.clear()
-    _standings.clear()
+    clear_all()
 
 
 def _entry_lines(session: Session, scheme: Scheme, person_id: int, period: str) -> list[EntryLine]:
@@ -339,7 +375,8 @@ def reversals_of(*, session: Session, entry_ids: list[int]) -> dict[int, int]:
 
 @dataclass(frozen=True)
 class MemberStanding:
-    """A member's month in short: the score (fresh from the ledger) and the rank in the branch."""
+    """A member's month in short: the score (fresh from the ledger), the rank in the branch
+    and what still awaits review."""
 
     branch: Organization
     closed: bool
@@ -349,9 +386,11 @@ class MemberStanding:
     total: Decimal | None
     rank_in_branch: int | None
     branch_size: int
+    pending: Pending
 
 
-_standings: dict[tuple[str, int, str], tuple[int, MemberStanding]] = {}
+_standings: VersionedCache[tuple[int, str], MemberStanding] = VersionedCache()
+_branch_ids: VersionedCache[int, int] = VersionedCache()
 
 
 def member_standing(*, session: Session, person: Person, period: str) -> MemberStanding:
@@ -359,25 +398,28 @@ def member_standing(*, session: Session, person: Person, period: str) -> MemberS
     the branch's (cached) live board, so a member always sees their newest points counted.
 
     Reused while the data version stands: every ledger change moves it, so a standing is
-    never older than the points it counts, and a repeated `/我的积分` costs one query."""
-    key = (str(session.get_bind().url), person.id or 0, period)
-    version = audit.data_version(session)
-    cached = _standings.get(key)
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    standing = _member_standing(session=session, person=person, period=period)
-    if len(_standings) > 20_000:
-        _standings.clear()
-    _standings[key] = (version, standing)
-    return standing
+    never older than the points it counts, and a repeated `/我的积分` costs one query; so does
+    a first one once the branch's board is of the current version."""
+    return _standings.get_or_build(
+        session, (person.id or 0, period),
+        lambda: _member_standing(session=session, person=person, period=period))
 
 
 def _member_standing(*, session: Session, person: Person, period: str) -> MemberStanding:
     parse_month(period)
+    branch_id = _branch_ids.get_or_build(session, person.organization_id,
+                                         lambda: branch_of(session, person).id or 0)
+    live = _live_boards.fresh(session=session, branch_id=branch_id, period=period)
+    if live is not None:
+        found = live.standing(person.id or 0, _scheme_for(session, live.branch, period))
+        if found is not None:
+            return found
     branch = branch_of(session, person)
     scheme, version_number, _ = _scheme_for(session, branch, period)
     score = live_scores(session=session, org=branch, person_ids=[person.id or 0],
                         period=period)[person.id or 0]
+    pending = pending_totals(session=session, person_ids=[person.id or 0], period=period)
+    mine = pending.get(person.id or 0, Pending.NONE)
     frozen = session.exec(
         select(MonthResult).where(MonthResult.period == period,
                                   MonthResult.person_id == person.id)
@@ -387,13 +429,13 @@ def _member_standing(*, session: Session, person: Person, period: str) -> Member
             select(func.count()).select_from(MonthResult).where(
                 MonthResult.period == period, MonthResult.branch_id == frozen.branch_id)).one()
         return MemberStanding(branch, True, scheme, version_number, score, frozen.total,
-                              frozen.rank_in_branch, branch_size)
+                              frozen.rank_in_branch, branch_size, mine)
     board = branch_board(session=session, branch=branch, period=period)
     others = [r.total for r in board.rows if r.person_id != person.id]
     rank = (None if score.total is None
             else 1 + sum(1 for t in others if t is not None and t > score.total))
     return MemberStanding(branch, False, scheme, version_number, score, score.total, rank,
-                          len(others) + 1)
+                          len(others) + 1, mine)
 
 
 def member_month(*, session: Session, person: Person, period: str) -> MemberMonth:

@@ -11,7 +11,6 @@ from app.domain.scoring import visible_board
 from app.links import my_points_url
 from app.services import schemes
 from app.services.board_post import board_row_line
-from app.services.ledger import pending_for_person
 from app.services.reports import (
     ReportError,
     branch_board,
@@ -80,10 +79,8 @@ def my_points(ctx: Context) -> Outcome:
              + ("，已结账" if report.closed else "")]
     for d in score.dimensions:
         lines.append(f"- {d.name}：{fmt(d.score)} / {fmt(d.max)}")
-    pending = pending_for_person(session=ctx.session, person_id=ctx.person.id, period=period)
-    if pending:
-        pending_points = fmt(sum(e.points for e in pending))
-        lines.append(f"- 待审核：{len(pending)} 条（合计 {pending_points} 分）")
+    if report.pending.count:
+        lines.append(f"- 待审核：{report.pending.count} 条（合计 {fmt(report.pending.points)} 分）")
     mode = report.scheme.ranking.mode
     rank = (f"支部排名：第 {report.rank_in_branch} 名 / 共 {report.branch_size} 人"
             if report.rank_in_branch else "本月暂无排名")
