@@ -64,6 +64,7 @@ from benchmarks.common import (
     PG_SERVER,
     figures,
     log,
+    process_cpu_s,
     psycopg_conninfo,
     scratch_database,
     uvicorn_server,
@@ -255,8 +256,10 @@ def _resolve(future: asyncio.Future[float], value: float) -> None:
 
 
 @contextmanager
-def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator[str]:
-    """`uvicorn app.main:app` (one worker) against the database and the fake; its base URL."""
+def server(url: str, fake: TimedFake, secret: str, log_file: TextIO
+           ) -> Iterator[tuple[str, int]]:
+    """`uvicorn app.main:app` (one worker) against the database and the fake; its base URL
+    and pid."""
     env = {
         "DATABASE_URL": url,
         "APP_ENV": "prod",
@@ -267,8 +270,8 @@ def server(url: str, fake: TimedFake, secret: str, log_file: TextIO) -> Iterator
         "DINGTALK_OAPI_BASE": fake.base_url,
         "LOG_LEVEL": "WARNING",
     }
-    with uvicorn_server(env, log_file) as (base, _):
-        yield base
+    with uvicorn_server(env, log_file) as (base, pid):
+        yield base, pid
 
 
 # ---------------------------------------------------------------- timed part
@@ -395,7 +398,7 @@ def wait_for_replies(fake: TimedFake, sessions: Sequence[str], timeout: float) -
 
 
 def measure(
-    base: str, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
+    base: str, pid: int, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
     rng: random.Random,
 ) -> dict[str, Any]:
     """Warm-up, the timed callbacks, then the healthz ceiling on the same server."""
@@ -409,9 +412,11 @@ def measure(
     jobs = prepare(fake, built, rng, args.requests)
     log(f"timing {len(jobs):,} callbacks at concurrency {args.concurrency} "
         f"(slot held until the {args.hold})")
+    cpu_before = process_cpu_s(pid)
     run = asyncio.run(send_callbacks(base, fake, secret, jobs, args.concurrency, args.hold,
                                      args.reply_timeout))
     wait_for_replies(fake, [j.session_id for j in jobs], args.reply_timeout)
+    cpu_replies = process_cpu_s(pid)
     first = min(run.sent.values())
     e2e: list[float] = []
     last_reply = first
@@ -434,6 +439,7 @@ def measure(
     log(f"timing {args.requests:,} GET /healthz at concurrency {args.concurrency}")
     health_ms, health_span, health_bad = asyncio.run(
         hit_healthz(base, args.requests, args.concurrency))
+    cpu_healthz = process_cpu_s(pid)
     healthz = figures(health_ms, len(health_ms), health_span)
     log(f"healthz: {healthz}")
     non_200 = sum(n for status, n in run.statuses.items() if status != 200)
@@ -443,6 +449,10 @@ def measure(
         "end_to_end": end_to_end,
         "healthz": healthz,
         "ratio": round(ratio, 3),
+        # What each costs the server process in CPU: unlike the throughputs, this does not move
+        # with the load generator's own speed (it shares the machine).
+        "server_cpu_ms": server_cpu(cpu_before, cpu_replies, cpu_healthz, replies=len(e2e),
+                                    healthz=len(health_ms)),
         # The issue's targets. Which p99 it means is not said, so both are judged: the callback's
         # HTTP answer (what DingTalk waits for) and the reply (what the member waits for).
         "targets": {
@@ -457,6 +467,17 @@ def measure(
         },
         "private_notifications": sum(1 for m in fake.sent if m.kind == "single"),
     }
+
+
+def server_cpu(before: float | None, replies_done: float | None, healthz_done: float | None,
+               *, replies: int, healthz: int) -> dict[str, float] | None:
+    """Server CPU per reply and per healthz answer (ms), and their ratio."""
+    if before is None or replies_done is None or healthz_done is None or not replies or not healthz:
+        return None
+    per_reply = (replies_done - before) * 1000 / replies
+    per_healthz = (healthz_done - replies_done) * 1000 / healthz
+    return {"per_reply": round(per_reply, 3), "per_healthz": round(per_healthz, 3),
+            "healthz_over_reply": round(per_healthz / per_reply, 3) if per_reply else 0.0}
 
 
 # ---------------------------------------------------------------- main
@@ -499,8 +520,8 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             for cid, _ in built.groups.values():
                 fake.add_group(cid)
             try:
-                with server(url, fake, secret, server_log) as base:
-                    result = measure(base, fake, secret, built, args, rng)
+                with server(url, fake, secret, server_log) as (base, pid):
+                    result = measure(base, pid, fake, secret, built, args, rng)
             finally:
                 server_log.seek(0)
                 lines = server_log.read().splitlines()

@@ -105,6 +105,16 @@ def figures(latencies_s: Sequence[float], done: int, span_s: float) -> dict[str,
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def process_cpu_s(pid: int) -> float | None:
+    """CPU seconds (user and system) a process has used so far; None where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state is fields[0]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _die_with_parent() -> None:
     # Linux: the server gets SIGTERM if this process dies without unwinding (e.g. SIGKILL).
     with contextlib.suppress(Exception):
