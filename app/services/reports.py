@@ -214,6 +214,7 @@ class LiveMonth:
     branch: Organization
     board: BranchBoard
     scores: dict[int, MonthScore]
+    ranks: dict[int, int | None]
     pending: dict[int, Pending]
     # Members whose month was frozen by another close (they moved here): not live here.
     frozen: frozenset[int]
@@ -223,9 +224,8 @@ class LiveMonth:
         score = self.scores.get(person_id)
         if score is None or person_id in self.frozen:
             return None
-        rank = next(r.rank for r in self.board.rows if r.person_id == person_id)
         return MemberStanding(self.branch, False, scheme[0], scheme[1], score, score.total,
-                              rank, len(self.board.rows),
+                              self.ranks[person_id], len(self.board.rows),
                               self.pending.get(person_id, Pending.NONE))
 
 
@@ -239,7 +239,7 @@ def _live_month(session: Session, branch: Organization, period: str) -> LiveMont
                      scores[p.id].vetoed, ranks[p.id]) for p in members]
     frozen = session.exec(select(MonthResult.person_id).where(
         MonthResult.period == period, col(MonthResult.person_id).in_(ids))).all()
-    return LiveMonth(version, branch, _board(branch, period, rows, closed=False), scores,
+    return LiveMonth(version, branch, _board(branch, period, rows, closed=False), scores, ranks,
                      pending_totals(session=session, person_ids=ids, period=period),
                      frozenset(frozen))
 
