@@ -21,9 +21,7 @@ DEDUPE_KEEP = timedelta(days=1)
 class GroupBinding:
     """Which organisation a platform group speaks for."""
 
-    id: int
     organization_id: int
-    name: str
 
 
 _bindings: VersionedCache[tuple[str, str], GroupBinding | None] = VersionedCache()
@@ -33,9 +31,7 @@ def binding_for(*, session: Session, platform: str, chat_id: str) -> GroupBindin
     """The binding of a platform group, if any; reused while nothing changed."""
     def find() -> GroupBinding | None:
         group = group_for(session=session, platform=platform, chat_id=chat_id)
-        if group is None or group.id is None:
-            return None
-        return GroupBinding(group.id, group.organization_id, group.name)
+        return None if group is None else GroupBinding(group.organization_id)
 
     return _bindings.get_or_build(session, (platform, chat_id), find)
 
