@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from app.db import utcnow, write_session
 from app.deps import EngineDep, SessionDep, SettingsDep
 from app.domain.checkin import Outcome
+from app.domain.refusals import Refusal
 from app.models import (
     Activity,
     ActivityStatus,
@@ -319,7 +320,7 @@ def _in_zone(value: datetime | None, tz: ZoneInfo) -> datetime | None:
 
 def _not_found_or_forbidden(exc: ActivityError) -> HTTPException:
     # Same rule as the check-in API: an activity one may not see does not exist for them.
-    return HTTPException(404 if "找不到" in str(exc) else 403, str(exc))
+    return HTTPException(404 if exc.kind is Refusal.not_found else 403, str(exc))
 
 
 def _managed(session: Session, person: Person, activity_id: int) -> Activity:
@@ -336,7 +337,7 @@ def _writing(engine: Engine) -> Iterator[Session]:
         with write_session(engine) as session:
             yield session
     except (ActivityError, LedgerError) as exc:
-        raise HTTPException(404 if "找不到" in str(exc) else 400, str(exc)) from None
+        raise HTTPException(404 if exc.kind is Refusal.not_found else 400, str(exc)) from None
     except IntegrityError:
         # Two taps racing on a unique row (leave, check-in, override): the loser is told so.
         raise HTTPException(409, "操作冲突：该记录刚刚已被提交，请刷新页面后查看") from None

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from app.config import Settings
 from app.db import utcnow, write_session
 from app.deps import EngineDep, SessionDep, SettingsDep
+from app.domain import refusals
 from app.domain.checkin import window_ends_at, window_index
 from app.links import checkin_url
 from app.models import Activity, CheckIn, Person
@@ -137,7 +138,8 @@ def _managed(session: SessionDep, person: Person, activity_id: int) -> Activity:
 
 
 def _not_managed(exc: ActivityError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, 404 if "找不到" in str(exc) else 403)
+    status = 404 if exc.kind is refusals.Refusal.not_found else 403
+    return JSONResponse({"detail": str(exc)}, status)
 
 
 def _current_url(settings: Settings, activity_id: int, now: datetime) -> str:

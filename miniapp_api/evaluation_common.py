@@ -17,26 +17,20 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from app.db import write_session
-from app.domain.evaluation import EvaluationRefused
+from app.domain.refusals import Refusal, Refused
 from app.models import EntryStatus, LedgerEntry, Organization
 from app.services.evaluation import evaluated_period
-from app.services.ledger import LedgerError, status_of
-from app.services.month_close import MonthCloseError
-from app.services.reports import ReportError, reversals_of
+from app.services.ledger import status_of
+from app.services.reports import reversals_of
 
-# Everything the evaluation services refuse with: a ValueError whose message is for the user.
-REFUSALS = (EvaluationRefused, LedgerError, MonthCloseError, ReportError)
-
-# The services refuse with one exception type; the status tells a client what kind of refusal
-# it is (not there, not theirs, not now), read from the message's words, first match wins.
-_STATUS_WORDS: tuple[tuple[int, tuple[str, ...]], ...] = (
-    (404, ("找不到", "已不在存储目录")),
-    (415, ("只能上传", "不符")),
-    (403, ("自己", "本人", "只有党委", "只能给本支部", "只能答复本支部", "指定审核人", "评定",
-           "其他党委成员")),
-    (409, ("已确认", "已提交", "已处理", "已答复", "已登记", "已公示", "已结账", "已评分",
-           "重复", "处理中", "已于")),
-)
+# What each kind of refusal answers with (a refusal is a ValueError whose message is for the user).
+_STATUS = {
+    Refusal.invalid: 400,
+    Refusal.not_found: 404,
+    Refusal.forbidden: 403,
+    Refusal.conflict: 409,
+    Refusal.unsupported: 415,
+}
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 # Months a party-points system can mean; anything else is a typo (and year 0 breaks dates).
@@ -45,21 +39,13 @@ _YEARS = range(2000, 2100)
 EvidenceKind = Literal["image", "pdf"]
 
 
-def refusal_status(message: str) -> int:
-    """The HTTP status of a service refusal: 404, 415, 403, 409, else 400."""
-    for status, words in _STATUS_WORDS:
-        if any(word in message for word in words):
-            return status
-    return 400
-
-
 @contextmanager
 def answering() -> Iterator[None]:
     """Service refusals inside become 4xx answers carrying the Chinese reason."""
     try:
         yield
-    except REFUSALS as exc:
-        raise HTTPException(refusal_status(str(exc)), str(exc)) from None
+    except Refused as exc:
+        raise HTTPException(_STATUS[exc.kind], str(exc)) from None
 
 
 @contextmanager

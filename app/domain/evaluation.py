@@ -19,11 +19,12 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from app.domain.periods import next_month, parse_month
+from app.domain.refusals import Refusal, Refused
 from app.domain.scheme import EvaluationRules
 from app.domain.vocab import Labelled
 
 
-class EvaluationRefused(ValueError):
+class EvaluationRefused(Refused):
     """An evaluation step was refused; the message is for the user, in Chinese."""
 
 
@@ -159,26 +160,26 @@ def _refuse_capacity(action: Action, capacity: Capacity, scorer: Capacity) -> No
     if action in (Action.confirm, Action.object):
         if capacity is not Capacity.member:
             verb = "确认自评" if action is Action.confirm else "对月度评价提出异议"
-            raise EvaluationRefused(f"只能由党员本人{verb}")
+            raise EvaluationRefused(f"只能由党员本人{verb}", kind=Refusal.forbidden)
     elif action in _SCORERS:
         if capacity is Capacity.member:
-            raise EvaluationRefused("不能给自己评分")
+            raise EvaluationRefused("不能给自己评分", kind=Refusal.forbidden)
         if capacity is not scorer:
             if scorer is Capacity.committee and capacity is Capacity.secretary:
-                raise EvaluationRefused("支部书记的月度评分由党委评定")
+                raise EvaluationRefused("支部书记的月度评分由党委评定", kind=Refusal.forbidden)
             if scorer is Capacity.secretary and capacity is Capacity.committee:
-                raise EvaluationRefused("党员的月度评分由本支部书记评定")
-            raise EvaluationRefused("只能给本支部党员评分")
+                raise EvaluationRefused("党员的月度评分由本支部书记评定", kind=Refusal.forbidden)
+            raise EvaluationRefused("只能给本支部党员评分", kind=Refusal.forbidden)
     elif action is Action.answer:
         if capacity is Capacity.member:
-            raise EvaluationRefused("不能答复自己提出的异议")
+            raise EvaluationRefused("不能答复自己提出的异议", kind=Refusal.forbidden)
         if capacity not in (Capacity.secretary, Capacity.committee):
-            raise EvaluationRefused("只能答复本支部党员的异议")
+            raise EvaluationRefused("只能答复本支部党员的异议", kind=Refusal.forbidden)
     elif action is Action.publish:
         if capacity is not Capacity.committee:
-            raise EvaluationRefused("只有党委可以审定公示月度评价")
+            raise EvaluationRefused("只有党委可以审定公示月度评价", kind=Refusal.forbidden)
     elif capacity not in (Capacity.committee, Capacity.system):
-        raise EvaluationRefused("只有党委可以结账")
+        raise EvaluationRefused("只有党委可以结账", kind=Refusal.forbidden)
 
 
 def next_state(
@@ -191,7 +192,7 @@ def next_state(
     _refuse_capacity(action, capacity, scorer)
     moved = _MOVES.get((action, state))
     if moved is None:
-        raise EvaluationRefused(_WRONG_STATE[action][state])
+        raise EvaluationRefused(_WRONG_STATE[action][state], kind=Refusal.conflict)
     return moved
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.domain.checkin import WindowState, default_window, window_state
+from app.domain.refusals import Refusal, Refused
 from app.domain.vocab import MemberType, Role
 from app.models import (
     Activity,
@@ -32,7 +33,7 @@ ACTIVITY_KINDS = ("主题党日", "支部党员大会", "支委会", "党小组�
 LEAVE_KINDS = {kind.label: kind for kind in LeaveKind}
 
 
-class ActivityError(ValueError):
+class ActivityError(Refused):
     """An activity or leave operation was refused; the message is for the user, in Chinese."""
 
 
@@ -181,7 +182,7 @@ def set_expected(
         raise ActivityError("考勤已确认或活动已取消，不能再调整应到人员")
     target = session.get(Person, person_id)
     if target is None:
-        raise ActivityError("找不到该人员")
+        raise ActivityError("找不到该人员", kind=Refusal.not_found)
     home = session.get(Organization, target.organization_id)
     assert home is not None
     if expected and not can_manage_branch(session=session, person=actor, branch=home):
@@ -219,14 +220,14 @@ def visible_activity(*, session: Session, activity_id: int, person: Person) -> A
         or _manages(session, activity, person)
     ):
         return activity
-    raise ActivityError(f"找不到活动 {activity_id}")
+    raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
 
 
 def managed_activity(*, session: Session, activity_id: int, person: Person) -> Activity:
     """An activity the person manages (secretary of its branch or above)."""
     activity = session.get(Activity, activity_id)
     if activity is None:
-        raise ActivityError(f"找不到活动 {activity_id}")
+        raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
     if not _manages(session, activity, person):
         raise ActivityError("只有该支部的书记或上级党组织的工作人员可以管理这个活动")
     return activity
@@ -247,7 +248,7 @@ def close_checkin(*, session: Session, activity_id: int, actor: Person | None, n
     elif (found := session.get(Activity, activity_id)) is not None:
         activity = found
     else:
-        raise ActivityError(f"找不到活动 {activity_id}")
+        raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
     state = status_at(activity, now)
     if state in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
         raise ActivityError(f"活动{state.label}，不能结束签到")
@@ -334,7 +335,7 @@ def request_leave(
         raise ActivityError("请写明请假理由")
     activity = session.get(Activity, activity_id)
     if activity is None or not is_expected(session=session, activity=activity, person=person):
-        raise ActivityError(f"找不到活动 {activity_id}")
+        raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
     if activity.status == ActivityStatus.CANCELLED:
         raise ActivityError("该活动已取消，无需请假")
     if now >= activity.leave_deadline_at:
@@ -381,7 +382,7 @@ def decide_leave(
     the same outcome is a no-op, so a double click or a redelivered callback changes nothing."""
     leave = session.get(LeaveRequest, leave_id)
     if leave is None:
-        raise ActivityError(f"找不到请假申请 Q{leave_id}")
+        raise ActivityError(f"找不到请假申请 Q{leave_id}", kind=Refusal.not_found)
     activity = session.get(Activity, leave.activity_id)
     assert activity is not None
     org = session.get(Organization, activity.organization_id)

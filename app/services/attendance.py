@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 from app.db import read_session, write_session
 from app.domain.checkin import Outcome, attendance_outcome, indicators_for
 from app.domain.periods import month_key_of, parse_month
+from app.domain.refusals import Refusal
 from app.domain.scheme import AttendanceRules
 from app.domain.vocab import MemberType
 from app.jobs.attendance_summary import queue_attendance_summary
@@ -73,7 +74,7 @@ def finalize(
     else:
         found = session.get(Activity, activity_id)
         if found is None:
-            raise ActivityError(f"找不到活动 {activity_id}")
+            raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
         activity = found
     if activity.status == ActivityStatus.CANCELLED:
         raise ActivityError("活动已取消，无需确认考勤")

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from app.domain.evaluation import EvaluationRefused, MonthState
 from app.domain.periods import month_key_of
+from app.domain.refusals import Refusal
 from app.domain.scheme import Indicator, Source
 from app.models import (
     Declaration,
@@ -112,15 +113,15 @@ def review_declaration(*, session: Session, reviewer: Person, entry_id: int, app
     """Approve or reject a submitted declaration as its designated reviewer; never one's own."""
     entry = session.get(LedgerEntry, entry_id)
     if entry is None or entry.source != EntrySource.DECLARED:
-        raise EvaluationRefused(f"找不到申报 S{entry_id}")
+        raise EvaluationRefused(f"找不到申报 S{entry_id}", kind=Refusal.not_found)
     if reviewer.id in (entry.person_id, entry.created_by_id):
-        raise EvaluationRefused("不能审核自己的申报")
+        raise EvaluationRefused("不能审核自己的申报", kind=Refusal.forbidden)
     org = session.get(Organization, entry.organization_id)
     assert org is not None
     indicator = _entry_indicator(session, entry)
     if not may_review_declaration(session=session, reviewer=reviewer, member_org=org,
                                   indicator=indicator):
-        raise EvaluationRefused("您不是该申报的指定审核人")
+        raise EvaluationRefused("您不是该申报的指定审核人", kind=Refusal.forbidden)
     review = review_entry(session=session, entry_id=entry_id, actor=actor_of(reviewer),
                           approve=approve, reason=reason)
     member = session.get(Person, entry.person_id)

@@ -32,6 +32,7 @@ from app.domain.evaluation import (
     self_window,
 )
 from app.domain.periods import month_key, previous_month
+from app.domain.refusals import Refusal
 from app.domain.scheme import Scheme, ScoringMode
 from app.models import LedgerEntry, MemberMonth, Organization, Person
 from app.services.evaluation_base import (
@@ -246,7 +247,7 @@ def accept_self_scores(*, session: Session, secretary: Person, branch: Organizat
     """Score every self-evaluated member the actor scores in the branch as they self-scored."""
     if not (is_branch_secretary(session=session, person=secretary, branch=branch)
             or is_committee_over(session=session, person=secretary, org=branch)):
-        raise EvaluationRefused("只能给本支部党员评分")
+        raise EvaluationRefused("只能给本支部党员评分", kind=Refusal.forbidden)
     scheme = scheme_for(session=session, org=branch, period=period)
     months = session.exec(
         select(MemberMonth)

@@ -15,6 +15,7 @@ from sqlmodel import Session, SQLModel, col, select
 from app.domain.assessment import Basis
 from app.domain.evaluation import Action, EvaluationRefused, MonthState
 from app.domain.periods import parse_month
+from app.domain.refusals import Refusal
 from app.domain.scheme import Scheme
 from app.domain.scoring import counted_to_date
 from app.models import (
@@ -178,5 +179,5 @@ def active_member(*, session: Session, person_id: int) -> Person:
     """An active party member by id, or a refusal."""
     person = session.get(Person, person_id)
     if person is None or not person.active or person.member_type == MemberType.masses:
-        raise EvaluationRefused("找不到该党员，或该人员已停用")
+        raise EvaluationRefused("找不到该党员，或该人员已停用", kind=Refusal.not_found)
     return person

@@ -19,6 +19,7 @@ from app.domain.evaluation import (
     next_state,
     objection_deadline,
 )
+from app.domain.refusals import Refusal
 from app.models import (
     BranchMonth,
     EntrySource,
@@ -53,7 +54,7 @@ from app.services.reports import live_scores
 
 def _require_committee(session: Session, person: Person, branch: Organization, what: str) -> None:
     if not is_committee_over(session=session, person=person, org=branch):
-        raise EvaluationRefused(f"只有党委可以{what}")
+        raise EvaluationRefused(f"只有党委可以{what}", kind=Refusal.forbidden)
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,8 @@ def _check_publishable(session: Session, publisher: Person, people: list[Person]
     unscored = [p.name for p in people
                 if p.id not in months or months[p.id].state != MonthState.scored]
     if unscored:
-        raise EvaluationRefused(f"以下党员尚未评分，不能公示：{'、'.join(unscored)}")
+        raise EvaluationRefused(f"以下党员尚未评分，不能公示：{'、'.join(unscored)}",
+                                kind=Refusal.conflict)
     pending = session.exec(
         select(func.count()).select_from(LedgerEntry).where(
             col(LedgerEntry.person_id).in_([p.id for p in people]),
@@ -96,7 +98,8 @@ def _check_publishable(session: Session, publisher: Person, people: list[Person]
     for month in months.values():
         if month.assessment_units and publisher.id in (month.person_id, month.assessed_by_id):
             whose = "您本人的" if publisher.id == month.person_id else "由您评定的"
-            raise EvaluationRefused(f"本支部有{whose}月度评分，需由其他党委成员审定公示")
+            raise EvaluationRefused(f"本支部有{whose}月度评分，需由其他党委成员审定公示",
+                                    kind=Refusal.forbidden)
 
 
 def _record_units(session: Session, month: MemberMonth, publisher: Person) -> None:
@@ -122,7 +125,7 @@ def publish_branch_month(
     scheme = scheme_for(session=session, org=branch, period=period)
     branch_month = branch_month_row(session=session, branch=branch, period=period, now=now)
     if branch_month.published_at is not None:
-        raise EvaluationRefused("本月评价已公示，无需重复公示")
+        raise EvaluationRefused("本月评价已公示，无需重复公示", kind=Refusal.conflict)
     people = branch_members(session=session, branch=branch)
     months = {m.person_id: m for m in _months_of(session, branch, period)}
     _check_publishable(session, committee_actor, people, months, period)
@@ -170,7 +173,8 @@ def raise_objection(*, session: Session, member: Person, period: str, reason: st
     assert branch_month is not None and branch_month.objection_deadline is not None
     if now >= branch_month.objection_deadline:
         raise EvaluationRefused(
-            f"异议期已于 {notices.when_text(branch_month.objection_deadline, tz)} 结束")
+            f"异议期已于 {notices.when_text(branch_month.objection_deadline, tz)} 结束",
+            kind=Refusal.conflict)
     objection = Objection(member_month_id=month.id or 0, raised_by_id=member.id or 0,
                           reason=reason.strip(), raised_at=now)
     session.add(objection)
@@ -216,7 +220,7 @@ def answer_objection(
     """Answer an objection (secretary or committee); upheld → a correcting ledger entry."""
     objection = session.get(Objection, objection_id)
     if objection is None:
-        raise EvaluationRefused(f"找不到异议 Y{objection_id}")
+        raise EvaluationRefused(f"找不到异议 Y{objection_id}", kind=Refusal.not_found)
     month = session.get(MemberMonth, objection.member_month_id)
     member = session.get(Person, objection.raised_by_id)
     assert month is not None and member is not None
@@ -226,7 +230,7 @@ def answer_objection(
                            wanted=Capacity.secretary)
     to = next_state(MonthState(month.state), Action.answer, capacity)
     if objection.status != ObjectionStatus.OPEN:
-        raise EvaluationRefused(f"异议 Y{objection_id} 已答复")
+        raise EvaluationRefused(f"异议 Y{objection_id} 已答复", kind=Refusal.conflict)
     if not answer.strip():
         raise EvaluationRefused("请填写答复意见")
     if uphold:
@@ -254,7 +258,7 @@ def close_branch_month(*, session: Session, actor: Person | None, branch: Organi
     if branch_month is None or branch_month.objection_deadline is None:
         raise EvaluationRefused("本月评价尚未公示，不能结账")
     if branch_month.closed_at is not None:
-        raise EvaluationRefused("本月已结账，无需重复结账")
+        raise EvaluationRefused("本月已结账，无需重复结账", kind=Refusal.conflict)
     if now < branch_month.objection_deadline:
         raise EvaluationRefused(
             f"异议期至 {notices.when_text(branch_month.objection_deadline, tz)} 结束，届时才能结账")

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 from sqlmodel import Session, col, func, select
 
 from app.domain.evaluation import EvaluationRefused
+from app.domain.refusals import Refusal
 from app.models import Declaration, EvidenceFile, Organization, Person
 from app.services import audit
 from app.services.evaluation_base import scheme_for
@@ -69,10 +70,10 @@ def _check(data: bytes, content_type: str, max_bytes: int) -> str:
             f"文件大小 {_size_text(len(data))}，超过 {_size_text(max_bytes)} 上限")
     found = sniff(data)
     if found is None:
-        raise EvaluationRefused("只能上传 JPG、PNG、WEBP 图片或 PDF 文件")
+        raise EvaluationRefused("只能上传 JPG、PNG、WEBP 图片或 PDF 文件", kind=Refusal.unsupported)
     claimed = content_type.split(";")[0].strip().lower()
     if claimed not in _UNSPECIFIED and claimed != found:
-        raise EvaluationRefused(f"文件内容与声明的类型（{claimed}）不符")
+        raise EvaluationRefused(f"文件内容与声明的类型（{claimed}）不符", kind=Refusal.unsupported)
     return found
 
 
@@ -91,9 +92,9 @@ def own_draft(*, session: Session, member: Person, declaration_id: int) -> Decla
     """The member's own declaration, still a draft, or a refusal."""
     declaration = session.get(Declaration, declaration_id)
     if declaration is None or declaration.person_id != member.id:
-        raise EvaluationRefused(f"找不到申报 D{declaration_id}")
+        raise EvaluationRefused(f"找不到申报 D{declaration_id}", kind=Refusal.not_found)
     if declaration.entry_id is not None:
-        raise EvaluationRefused(f"申报 D{declaration_id} 已提交，不能再修改")
+        raise EvaluationRefused(f"申报 D{declaration_id} 已提交，不能再修改", kind=Refusal.conflict)
     return declaration
 
 
@@ -152,9 +153,9 @@ def evidence_for_viewing(*, session: Session, viewer: Person, file_id: int,
     evidence = session.get(EvidenceFile, file_id)
     declaration = session.get(Declaration, evidence.declaration_id) if evidence else None
     if evidence is None or declaration is None or not _may_view(session, viewer, declaration):
-        raise EvaluationRefused("找不到该材料，或您无权查看")
+        raise EvaluationRefused("找不到该材料，或您无权查看", kind=Refusal.not_found)
     root = storage_dir.resolve()
     path = (root / evidence.stored_name).resolve()
     if not path.is_relative_to(root) or not path.is_file():
-        raise EvaluationRefused("该材料文件已不在存储目录中")
+        raise EvaluationRefused("该材料文件已不在存储目录中", kind=Refusal.not_found)
     return evidence, path

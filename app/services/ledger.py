@@ -11,6 +11,7 @@ from sqlalchemy import TextClause, and_, text
 from sqlmodel import Session, col, func, select
 
 from app.domain.periods import month_key_of, next_month, parse_month
+from app.domain.refusals import Refusal, Refused
 from app.domain.scheme import Source
 from app.domain.scoring import EntryFact
 from app.models import (
@@ -27,7 +28,7 @@ from app.models import (
 from app.services import access, audit, schemes
 
 
-class LedgerError(ValueError):
+class LedgerError(Refused):
     """A ledger operation was refused; the message is for the user, in Chinese."""
 
 
@@ -82,7 +83,8 @@ def closed_period_owner(*, session: Session, org: Organization, period: str) -> 
 
 def _ensure_open(session: Session, org: Organization, period: str) -> None:
     if closed_period_owner(session=session, org=org, period=period) is not None:
-        raise LedgerError(f"{period} 已结账，不能再记入该月；如需更正，请记入下一个未结账月份")
+        raise LedgerError(f"{period} 已结账，不能再记入该月；如需更正，请记入下一个未结账月份",
+                          kind=Refusal.conflict)
 
 
 def _ensure_still_open(session: Session, org: Organization, period: str) -> None:
@@ -118,7 +120,7 @@ def record_entry(
         raise LedgerError("必须填写原因")
     member = session.get(Person, member_id)
     if member is None or not member.active:
-        raise LedgerError("找不到该人员，或该人员已停用")
+        raise LedgerError("找不到该人员，或该人员已停用", kind=Refusal.not_found)
     if member.member_type == MemberType.masses:
         raise LedgerError(f"{member.name} 不是党员，不参加党员积分")
     org = session.get(Organization, member.organization_id)
@@ -191,13 +193,13 @@ def review_entry(
     """Decide a pending entry; nobody may approve an entry they made or one in their own name."""
     entry = session.get(LedgerEntry, entry_id)
     if entry is None:
-        raise LedgerError(f"找不到积分记录 #{entry_id}")
+        raise LedgerError(f"找不到积分记录 #{entry_id}", kind=Refusal.not_found)
     if status_of(session=session, entry=entry) is not EntryStatus.PENDING:
-        raise LedgerError(f"积分记录 #{entry_id} 已处理，不能重复审核")
+        raise LedgerError(f"积分记录 #{entry_id} 已处理，不能重复审核", kind=Refusal.conflict)
     if actor.person_id is None:
         raise LedgerError("审核人必须是名册中的人员")
     if actor.person_id in (entry.created_by_id, entry.person_id):
-        raise LedgerError("不能审核自己提交或与自己有关的积分记录")
+        raise LedgerError("不能审核自己提交或与自己有关的积分记录", kind=Refusal.forbidden)
     if not approve and not reason.strip():
         raise LedgerError("驳回时必须填写理由")
     org = session.get(Organization, entry.organization_id)
@@ -222,7 +224,7 @@ def revoke_entry(
     """Reverse an approved entry with a linked entry; a closed month's correction goes forward."""
     original = session.get(LedgerEntry, entry_id)
     if original is None:
-        raise LedgerError(f"找不到积分记录 #{entry_id}")
+        raise LedgerError(f"找不到积分记录 #{entry_id}", kind=Refusal.not_found)
     if original.reversal_of_id is not None:
         raise LedgerError(f"#{entry_id} 本身是冲销记录，不能再冲销")
     if status_of(session=session, entry=original) is not EntryStatus.APPROVED:

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, func, select
 
 from app.domain.periods import parse_month
+from app.domain.refusals import Refused
 from app.domain.scheme import Baseline, DeductionMode, IndicatorKind, Scheme, VetoEffect
 from app.domain.vocab import MemberType, OrgKind
 from app.models import LedgerEntry, Organization, PeriodClose
@@ -29,7 +30,7 @@ from app.services import audit, schemes
 from app.services.ledger import APPROVED_SQL, closed_period_owner, pending_clause
 
 
-class MonthCloseError(ValueError):
+class MonthCloseError(Refused):
     """The month cannot be closed; the message is for the user, in Chinese."""
 
 

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 from sqlmodel import Session, col, func, select
 
 from app.domain.periods import parse_month
+from app.domain.refusals import Refused
 from app.domain.scheme import Scheme
 from app.domain.scoring import (
     MonthScore,
@@ -42,7 +43,7 @@ from app.services.ledger import Pending, approved_facts, pending_totals, status_
 from app.services.versioned import VersionedCache, clear_all
 
 
-class ReportError(ValueError):
+class ReportError(Refused):
     """A report cannot be produced; the message is for the user, in Chinese."""
 
 

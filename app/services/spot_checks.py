@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from app.domain.evaluation import EvaluationRefused, draw_sample
 from app.domain.periods import parse_month
+from app.domain.refusals import Refusal
 from app.models import EntrySource, LedgerEntry, Organization, Person, SpotCheck, SpotCheckItem
 from app.services import audit
 from app.services.evaluation_base import actor_of
@@ -45,7 +46,7 @@ def draw_spot_check(
     """Draw a sample (size or percent) of the period's approved declarations, reproducibly."""
     # The seed and the population are recorded so that anyone can draw the same sample again.
     if not is_committee_over(session=session, person=committee_actor, org=org):
-        raise EvaluationRefused("只有党委可以组织抽查")
+        raise EvaluationRefused("只有党委可以组织抽查", kind=Refusal.forbidden)
     parse_month(period)
     population = checkable_entries(session=session, org=org, period=period)
     if not population:
@@ -86,15 +87,15 @@ def record_spot_check_result(
     check = session.get(SpotCheck, item.spot_check_id) if item else None
     org = session.get(Organization, check.organization_id) if check else None
     if item is None or org is None:
-        raise EvaluationRefused(f"找不到抽查项 #{item_id}")
+        raise EvaluationRefused(f"找不到抽查项 #{item_id}", kind=Refusal.not_found)
     if not is_committee_over(session=session, person=actor, org=org):
-        raise EvaluationRefused("只有党委可以登记抽查结果")
+        raise EvaluationRefused("只有党委可以登记抽查结果", kind=Refusal.forbidden)
     if item.passed is not None:
-        raise EvaluationRefused(f"抽查项 #{item_id} 已登记结果")
+        raise EvaluationRefused(f"抽查项 #{item_id} 已登记结果", kind=Refusal.conflict)
     entry = session.get(LedgerEntry, item.entry_id)
     assert entry is not None
     if actor.id in (entry.person_id, entry.created_by_id):
-        raise EvaluationRefused("不能抽查本人的申报")
+        raise EvaluationRefused("不能抽查本人的申报", kind=Refusal.forbidden)
     if not passed and not reason.strip():
         raise EvaluationRefused("抽查不通过时须写明理由")
     if not passed:

@@ -18,7 +18,6 @@ from app.db import write_session
 from app.domain.vocab import OrgKind
 from app.models import EvidenceFile, LedgerEntry, MonthResult, Organization, Person
 from app.services import orgs
-from miniapp_api.evaluation_common import refusal_status
 from tests.miniapp.evaluation_world import (
     COMMITTEE,
     COMMITTEE_IN_BRANCH,
@@ -452,20 +451,3 @@ def test_spot_checks_through_the_api(client, db, demo):
         assert reversal.points == -3
         assert s.exec(select(LedgerEntry).where(
             col(LedgerEntry.reversal_of_id).is_not(None))).all() == [reversal]
-
-
-@pytest.mark.parametrize(("message", "status"), [
-    ("找不到申报 D3", 404),
-    ("找不到该材料，或您无权查看", 404),
-    ("只能上传 JPG、PNG、WEBP 图片或 PDF 文件", 415),
-    ("不能给自己评分", 403),
-    ("党员的月度评分由本支部书记评定", 403),
-    ("只有党委可以结账", 403),
-    ("本月自评已确认，不能重复确认", 409),
-    ("异议期已于 12月11日 10:00 结束", 409),
-    ("总分只能评 3–13 分", 400),
-    ("按方案上限，该更正只会使本月积分变化 3 分，请调整更正分值或指标", 400),
-    ("评分与自评相差 6 分，超过 2 分，请填写理由", 400),
-])
-def test_refusals_map_to_statuses(message, status):
-    assert refusal_status(message) == status
