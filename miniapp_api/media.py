@@ -5,11 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 
 from app.deps import SessionDep, SettingsDep
-from app.domain.periods import parse_month
-from app.links import verify_board_signature
-from app.models import Organization, OrgKind
+from app.domain.refusals import Refusal
 from app.render.board_png import find_cjk_font
-from app.services.board_post import board_picture, group_board
+from app.services.board_post import board_picture, signed_board
 from app.services.reports import ReportError
 
 router = APIRouter(prefix="/media", include_in_schema=False)
@@ -31,20 +29,12 @@ def board_png(
 ) -> Response:
     """A branch's month board as its group sees it, for whoever holds the URL we posted."""
     # DingTalk's servers fetch the picture without a login, so the signature is the only
-    # access control; it is checked first, so unsigned requests learn nothing about branches.
-    if not verify_board_signature(settings, branch_id, period, sig):
-        raise HTTPException(403, "链接无效或已被篡改")
+    # access control.
     try:
-        parse_month(period)
-    except ValueError:
-        raise HTTPException(404, "找不到该月份的积分榜") from None
-    branch = session.get(Organization, branch_id)
-    if branch is None or branch.kind != OrgKind.branch:
-        raise HTTPException(404, "找不到该党支部")
-    try:
-        posted = group_board(session=session, branch=branch, period=period)
+        posted = signed_board(session=session, settings=settings, branch_id=branch_id,
+                              period=period, sig=sig)
     except ReportError as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise HTTPException(403 if exc.kind is Refusal.forbidden else 404, str(exc)) from None
     png = board_picture(posted, font=find_cjk_font(settings.board_font_path))
     if png is None:
         raise HTTPException(503, "暂时无法生成积分榜图片，请查看文字版积分榜")

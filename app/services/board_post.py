@@ -10,10 +10,11 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.domain.periods import parse_month
+from app.domain.refusals import Refusal
 from app.domain.scheme import RankingMode
 from app.domain.scoring import Board, BoardRow, visible_board
 from app.links import board_image_url, board_page_url, verify_board_signature
-from app.models import Organization
+from app.models import Organization, OrgKind
 from app.render import board_png
 from app.render.board_png import points_text
 from app.services import schemes
@@ -147,6 +148,26 @@ def board_picture(posted: GroupBoard, *, font: Path | None) -> bytes | None:
 _OWN_PICTURE = re.compile(r"/media/boards/(\d+)/(\d{4}-\d{2})\.png\?sig=([0-9a-f]+)$")
 
 
+def signed_board(
+    *, session: Session, settings: Settings, branch_id: int, period: str, sig: str
+) -> GroupBoard:
+    """The board behind a signed picture URL; refused as forbidden (a bad signature, checked
+    first so that unsigned requests learn nothing) or not found."""
+    if not verify_board_signature(settings, branch_id, period, sig):
+        raise ReportError("链接无效或已被篡改", kind=Refusal.forbidden)
+    try:
+        parse_month(period)
+    except ValueError:
+        raise ReportError("找不到该月份的积分榜", kind=Refusal.not_found) from None
+    branch = session.get(Organization, branch_id)
+    if branch is None or branch.kind != OrgKind.branch:
+        raise ReportError("找不到该党支部", kind=Refusal.not_found)
+    try:
+        return group_board(session=session, branch=branch, period=period)
+    except ReportError as exc:
+        raise ReportError(str(exc), kind=Refusal.not_found) from None
+
+
 def own_board_picture(*, session: Session, settings: Settings, url: str) -> bytes | None:
     """The PNG behind a board picture URL we posted, drawn here; None for any other URL.
 
@@ -156,12 +177,9 @@ def own_board_picture(*, session: Session, settings: Settings, url: str) -> byte
     match = _OWN_PICTURE.search(url)
     if match is None or not url.startswith(settings.public_base_url.rstrip("/")):
         return None
-    branch_id, period, sig = int(match[1]), match[2], match[3]
-    branch = session.get(Organization, branch_id)
-    if branch is None or not verify_board_signature(settings, branch_id, period, sig):
-        return None
     try:
-        posted = group_board(session=session, branch=branch, period=period)
+        posted = signed_board(session=session, settings=settings, branch_id=int(match[1]),
+                              period=match[2], sig=match[3])
     except ReportError:
         return None
     return board_picture(posted, font=board_png.find_cjk_font(settings.board_font_path))
