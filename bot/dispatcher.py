@@ -12,15 +12,12 @@ from sqlmodel import Session
 
 from app.config import Settings
 from app.db import write_session
-from app.domain.evaluation import EvaluationRefused
+from app.domain.refusals import Refused
 from app.domain.vocab import Role
 from app.models import Person
 from app.services import chat_groups, outbox
 from app.services.access import person_for, sender
-from app.services.activities import ActivityError
 from app.services.chat_groups import GroupBinding
-from app.services.ledger import LedgerError
-from app.services.reports import ReportError
 from bot.parsing import split_command
 from bot.types import CardAction, ChatType, IncomingMessage, Outcome, Reply
 
@@ -37,7 +34,7 @@ class UserError(Exception):
 
 
 # Refusals whose messages are written for users; anything else is a failure and gets logged.
-USER_ERRORS = (UserError, LedgerError, ActivityError, ReportError, EvaluationRefused)
+USER_ERRORS = (UserError, Refused)
 
 
 @dataclass
