@@ -17,20 +17,12 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from app.db import write_session
-from app.domain.refusals import Refusal, Refused
+from app.domain.refusals import Refused
 from app.models import EntryStatus, LedgerEntry, Organization
 from app.services.evaluation import evaluated_period
 from app.services.ledger import status_of
 from app.services.reports import reversals_of
-
-# What each kind of refusal answers with (a refusal is a ValueError whose message is for the user).
-_STATUS = {
-    Refusal.invalid: 400,
-    Refusal.not_found: 404,
-    Refusal.forbidden: 403,
-    Refusal.conflict: 409,
-    Refusal.unsupported: 415,
-}
+from miniapp_api.refusals import http_error
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
 # Months a party-points system can mean; anything else is a typo (and year 0 breaks dates).
@@ -45,7 +37,7 @@ def answering() -> Iterator[None]:
     try:
         yield
     except Refused as exc:
-        raise HTTPException(_STATUS[exc.kind], str(exc)) from None
+        raise http_error(exc) from None
 
 
 @contextmanager

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 
 from app.deps import SessionDep, SettingsDep
-from app.domain.refusals import Refusal
 from app.render.board_png import find_cjk_font
 from app.services.board_post import board_picture, signed_board
 from app.services.reports import ReportError
+from miniapp_api.refusals import http_error
 
 router = APIRouter(prefix="/media", include_in_schema=False)
 
@@ -34,7 +34,7 @@ def board_png(
         posted = signed_board(session=session, settings=settings, branch_id=branch_id,
                               period=period, sig=sig)
     except ReportError as exc:
-        raise HTTPException(403 if exc.kind is Refusal.forbidden else 404, str(exc)) from None
+        raise http_error(exc) from None
     png = board_picture(posted, font=find_cjk_font(settings.board_font_path))
     if png is None:
         raise HTTPException(503, "暂时无法生成积分榜图片，请查看文字版积分榜")
