@@ -24,6 +24,7 @@ from app.jobs.scheduler import start_embedded
 from app.ports import LoginCodeResolver
 from app.services.board_post import own_board_picture
 from bot import simulator
+from bot.background import HandlerPool
 from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
 from bot.dingtalk.adapter import DingTalkDeliverer, markdown_of
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     senders, robot_senders = delivery_senders(settings, engine=engine, http=http,
                                               dingtalk=dingtalk, wecom=wecom)
     worker = outbox_worker(settings, engine=engine, senders=senders, robot_senders=robot_senders)
+    handlers = HandlerPool(threads=settings.chat_handler_threads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -81,6 +83,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Jobs only queue outbox rows (attendance made final included); the worker sends.
             scheduler = start_embedded(engine=engine, settings=settings)
         yield
+        # Messages already acknowledged to a platform are handled before anything closes.
+        handlers.shutdown()
         if scheduler is not None:
             scheduler.stop(wait=False)
         worker.stop()
@@ -96,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.wecom = wecom
     app.state.login_resolvers = resolvers
     app.state.outbox_worker = worker
+    app.state.chat_handlers = handlers
     app.include_router(dingtalk_callback.router)
     app.include_router(wecom_callback.router)
     if wecom is not None and settings.wecom_app_configured:

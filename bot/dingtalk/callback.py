@@ -6,18 +6,20 @@ import json
 import logging
 import time
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from bot.background import bounded
+from bot.background import HandlerPool
 from bot.dingtalk.adapter import DingTalkDeliverer, handle_bot_message
 from bot.dingtalk.signing import SignatureError, verify_callback
 from bot.dispatcher import Dispatcher
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["dingtalk"])
+
+
 @router.post("/bot/dingtalk/callback")
-async def dingtalk_callback(request: Request, background: BackgroundTasks) -> JSONResponse:
+async def dingtalk_callback(request: Request) -> JSONResponse:
     """Receive a robot message: signature first, then 200 at once; the reply follows."""
     settings = request.app.state.settings
     deliverer: DingTalkDeliverer | None = request.app.state.dingtalk
@@ -44,7 +46,9 @@ async def dingtalk_callback(request: Request, background: BackgroundTasks) -> JS
     if not isinstance(payload, dict):
         return JSONResponse({"error": "请求体格式不对"}, 400)
     dispatcher: Dispatcher = request.app.state.dispatcher
+    handlers: HandlerPool = request.app.state.chat_handlers
     # Handled after the response so DingTalk never waits on the database or the reply.
-    background.add_task(bounded, handle_bot_message, payload=payload, dispatcher=dispatcher,
-                        deliverer=deliverer)
+    if not handlers.submit(handle_bot_message, payload=payload, dispatcher=dispatcher,
+                           deliverer=deliverer):
+        return JSONResponse({"error": "服务正在重启，请稍后再试"}, 503)
     return JSONResponse({})

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
-from bot.background import bounded
+from bot.background import HandlerPool
 from bot.dispatcher import Dispatcher
 from bot.wecom.adapter import (
     WeComDeliverer,
@@ -32,6 +32,7 @@ router = APIRouter(tags=["wecom"])
 
 REFUSED = PlainTextResponse("校验失败", 403)
 NOT_CONFIGURED = PlainTextResponse("企业微信未配置", 503)
+RESTARTING = PlainTextResponse("服务正在重启，请稍后再试", 503)
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class WeComChannel:
 
 def _channel(request: Request) -> WeComChannel | None:
     return getattr(request.app.state, "wecom", None)
+
+
+def _handled_later(request: Request, handler: Callable[..., Any], **kwargs: Any) -> Response:
+    """Queue the handler and answer WeCom's request at once with an empty 200."""
+    handlers: HandlerPool = request.app.state.chat_handlers
+    return Response(status_code=200) if handlers.submit(handler, **kwargs) else RESTARTING
 
 
 def _query(request: Request) -> dict[str, str]:
@@ -114,7 +121,7 @@ def wecom_app_verify(request: Request) -> Response:
 
 
 @router.post("/bot/wecom/callback")
-async def wecom_app_callback(request: Request, background: BackgroundTasks) -> Response:
+async def wecom_app_callback(request: Request) -> Response:
     """A message or event sent to the app: verified and decrypted, then handled after the 200."""
     channel = _channel(request)
     fields = await _decrypted(request, channel.app_crypto if channel else None, "app",
@@ -125,16 +132,16 @@ async def wecom_app_callback(request: Request, background: BackgroundTasks) -> R
     dispatcher: Dispatcher = request.app.state.dispatcher
     if fields.get("MsgType") == "event":
         if fields.get("Event") == "template_card_event":
-            background.add_task(bounded, handle_card_event, fields=fields,
-                                dispatcher=dispatcher, deliverer=channel.deliverer)
+            return _handled_later(request, handle_card_event, fields=fields,
+                                  dispatcher=dispatcher, deliverer=channel.deliverer)
         return Response(status_code=200)
     message = message_from_app(fields, received_at=datetime.now(UTC))
     if message is not None:
         userid = message.sender_userid or ""
-        background.add_task(bounded, handle_message, message=message, dispatcher=dispatcher,
-                            respond=lambda markdown: channel.deliverer.markdown_to(userid,
-                                                                                   markdown),
-                            deliverer=channel.deliverer)
+        return _handled_later(request, handle_message, message=message, dispatcher=dispatcher,
+                              respond=lambda markdown: channel.deliverer.markdown_to(userid,
+                                                                                     markdown),
+                              deliverer=channel.deliverer)
     return Response(status_code=200)
 
 
@@ -146,7 +153,7 @@ def wecom_aibot_verify(request: Request) -> Response:
 
 
 @router.post("/bot/wecom/aibot/callback")
-async def wecom_aibot_callback(request: Request, background: BackgroundTasks) -> Response:
+async def wecom_aibot_callback(request: Request) -> Response:
     """An AI-bot message: answered with an empty 200; the reply goes to its response_url."""
     channel = _channel(request)
     payload = await _decrypted(request, channel.aibot_crypto if channel else None, "aibot",
@@ -165,7 +172,6 @@ async def wecom_aibot_callback(request: Request, background: BackgroundTasks) ->
         channel.client.send_webhook(webhook=response_url,
                                     body={"msgtype": "markdown", "markdown": {"content": content}})
 
-    background.add_task(bounded, handle_message, message=message,
-                        dispatcher=request.app.state.dispatcher, respond=respond,
-                        deliverer=channel.deliverer)
-    return Response(status_code=200)
+    return _handled_later(request, handle_message, message=message,
+                          dispatcher=request.app.state.dispatcher, respond=respond,
+                          deliverer=channel.deliverer)

@@ -90,13 +90,14 @@ class DingTalkHttpDriver(_DingTalkGroups):
 
     def say(self, userid: str, text: str, *, group: str | None = None,
             message_id: str | None = None) -> Said:
-        """POST a signed callback; TestClient runs the background reply before returning."""
+        """POST a signed callback, then wait for the handler the endpoint queued."""
         sent_before, cards_before = len(self.fake.sent), set(self.fake.cards)
         body = self._body(userid, text, group, message_id)
         response = self.client.post(
             "/bot/dingtalk/callback", content=json.dumps(body, ensure_ascii=False).encode(),
             headers=signed_callback_headers(SECRET, int(time.time() * 1000)))
         assert response.status_code == 200, response.text
+        self.client.app.state.chat_handlers.join()  # type: ignore[attr-defined]
         return self._collect(sent_before, cards_before)
 
 

@@ -33,8 +33,11 @@ def app_and_fake(db, db_url):
 
 
 def post(client, body, headers):
-    return client.post("/bot/dingtalk/callback",
-                       content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+    """POST the callback and wait for whatever handling it queued."""
+    response = client.post("/bot/dingtalk/callback",
+                           content=json.dumps(body, ensure_ascii=False).encode(), headers=headers)
+    client.app.state.chat_handlers.join()
+    return response
 
 
 def now_ms():
@@ -100,3 +103,23 @@ def test_without_dingtalk_settings_the_callback_is_unavailable(db_url):
         response = client.post("/bot/dingtalk/callback", content=b"{}",
                                headers=signed_callback_headers("x", now_ms()))
     assert response.status_code == 503
+
+
+def test_an_answered_message_is_still_replied_to_when_the_server_stops(db, db_url):
+    suite.seed_world(db, datetime.now(UTC))
+    with FakeDingTalk.running(client_id=dd.CLIENT_ID, client_secret=dd.SECRET,
+                              robot_code=dd.CLIENT_ID) as fake:
+        settings = Settings(_env_file=None, database_url=db_url, dingtalk_client_id=dd.CLIENT_ID,
+                            dingtalk_client_secret=SecretStr(dd.SECRET),
+                            dingtalk_api_base=fake.base_url, dingtalk_oapi_base=fake.base_url)
+        body = fake.bot_message_body(text="/帮助", sender_staff_id=suite.MEMBER)
+        raw = json.dumps(body, ensure_ascii=False).encode()
+        with TestClient(create_app(settings)) as client:
+            answered = client.post("/bot/dingtalk/callback", content=raw,
+                                   headers=signed_callback_headers(dd.SECRET, now_ms()))
+            assert answered.status_code == 200
+        # The server stopped without anyone waiting for the handler: it ran before the exit.
+        assert [m.kind for m in fake.sent] == ["session"]
+        late = client.post("/bot/dingtalk/callback", content=raw,
+                           headers=signed_callback_headers(dd.SECRET, now_ms()))
+    assert late.status_code == 503 and late.json() == {"error": "服务正在重启，请稍后再试"}

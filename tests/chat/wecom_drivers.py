@@ -90,10 +90,12 @@ class _WeComChat:
                                                    chat_id=group, msg_id=message_id)
         response = self.client.post("/bot/wecom/aibot/callback", params=query, content=body)
         assert response.status_code == 200, response.text
+        self.client.app.state.chat_handlers.join()  # type: ignore[attr-defined]
 
     def _app_callback(self, query: dict[str, str], body: bytes) -> None:
         response = self.client.post("/bot/wecom/callback", params=query, content=body)
         assert response.status_code == 200, response.text
+        self.client.app.state.chat_handlers.join()  # type: ignore[attr-defined]
 
     def _collect(self, asker: str, sent_before: int, cards_before: set[str],
                  *, reply_in_app: bool = False) -> Said:

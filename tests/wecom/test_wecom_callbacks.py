@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlmodel import select
 
 from app.config import Settings
@@ -40,6 +41,13 @@ def world(fake, db, db_url):
         yield client, ids
 
 
+def _post(client: TestClient, path: str, **kwargs: object) -> Response:
+    """POST a callback and wait for whatever handling it queued."""
+    response = client.post(path, **kwargs)
+    client.app.state.chat_handlers.join()  # type: ignore[attr-defined]
+    return response
+
+
 def test_url_verification_returns_the_bare_plaintext(fake, world):
     client, _ = world
     query, plain = fake.app_verify_query()
@@ -57,7 +65,7 @@ def test_redelivered_app_message_is_answered_once(fake, world):
     query, body = fake.app_text_request(from_user=suite.MEMBER, content="/我的积分",
                                         msg_id="42")
     for _ in range(3):
-        assert client.post("/bot/wecom/callback", params=query, content=body).status_code == 200
+        assert _post(client, "/bot/wecom/callback", params=query, content=body).status_code == 200
     replies = [m for m in fake.sent if m.kind == "app" and m.target == suite.MEMBER]
     assert len(replies) == 1 and "合计" in replies[0].text
 
@@ -65,7 +73,7 @@ def test_redelivered_app_message_is_answered_once(fake, world):
 def _leave_card(fake: FakeWeCom, client: TestClient, activity: int) -> str:
     query, body = fake.app_text_request(from_user=suite.MEMBER,
                                         content=f"/请假 {activity} 事假 出差在外")
-    client.post("/bot/wecom/callback", params=query, content=body)
+    _post(client, "/bot/wecom/callback", params=query, content=body)
     client.app.state.outbox_worker.run_once()  # type: ignore[attr-defined]
     (task_id,) = fake.cards
     assert fake.cards[task_id].touser == suite.SECRETARY
@@ -80,7 +88,7 @@ def test_card_click_applied_and_card_updated_once(fake, world, db):
     query, body = fake.click_card(task_id=task_id, userid=suite.SECRETARY, key=key)
     # WeCom redelivers an event it got no 200 for: the same click arrives three times.
     for _ in range(3):
-        assert client.post("/bot/wecom/callback", params=query, content=body).status_code == 200
+        assert _post(client, "/bot/wecom/callback", params=query, content=body).status_code == 200
     client.app.state.outbox_worker.run_once()  # type: ignore[attr-defined]
     card = fake.cards[task_id]
     assert card.updates == 1 and "已批准" in (card.replaced_button or "")
