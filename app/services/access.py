@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, col, select
 
 from app.domain.vocab import Role
@@ -12,6 +13,13 @@ _USERID_COLUMN = {
     Platform.DINGTALK: Person.dingtalk_userid,
     Platform.SIMULATOR: Person.dingtalk_userid,
     Platform.WECOM: Person.wecom_userid,
+}
+# Built once: every message asks, and building the statement cost as much as running it.
+_SENDER_QUERY = {
+    platform: select(Person, RoleAssignment.role)
+    .outerjoin(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+    .where(column == bindparam("userid"))
+    for platform, column in _USERID_COLUMN.items()
 }
 
 
@@ -27,12 +35,7 @@ def sender(
     """The active person a platform userid belongs to, with every role they hold (one query)."""
     if not userid:
         return None
-    column = _USERID_COLUMN[Platform(platform)]
-    rows = session.exec(
-        select(Person, RoleAssignment.role)
-        .outerjoin(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
-        .where(column == userid)
-    ).all()
+    rows = session.exec(_SENDER_QUERY[Platform(platform)], params={"userid": userid}).all()
     if not rows or not rows[0][0].active:
         return None
     return rows[0][0], {Role(role) for _, role in rows if role is not None}
