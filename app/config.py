@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # Threads handling chat messages after the platform got its answer. Each spends most of a
     # message on the interpreter lock and the rest waiting on the database and the platform:
     # more threads hide a slow platform API but slow the callback answers they compete with.
-    chat_handler_threads: int = Field(default=4, ge=1, le=64)
+    chat_handler_threads: int = Field(default=3, ge=1, le=64)
 
     # Outbox delivery. Posts go through a group's own robot (DingTalk custom robot, WeCom group
     # robot: DELIVERY_ROBOT_PER_MIN each, sliding minute) or the app's API (DELIVERY_APP_PER_MIN,
