@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,6 +22,7 @@ from app.deps import EngineDep
 from app.jobs.scheduler import start_embedded
 from app.ports import LoginCodeResolver
 from app.services.board_post import own_board_picture
+from app.stop_signals import stop_on_signal
 from bot import simulator
 from bot.background import HandlerPool
 from bot.delivery import SimulatorFeed
@@ -277,12 +277,7 @@ def run_outbox_worker(
         worker = outbox_worker(settings, engine=engine, senders=senders,
                                robot_senders=robot_senders)
 
-        def stop(signum: int, _frame: object) -> None:
-            log.info("收到 %s，发完当前这条后停止", signal.Signals(signum).name)
-            worker.request_stop()
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with stop_on_signal(worker.request_stop, message="收到 %s，发完当前这条后停止"):
             if once:
                 report = None if on_round is None else (lambda r: on_round(worker, r))
                 totals = worker.drain(on_round=report)
@@ -292,9 +287,6 @@ def run_outbox_worker(
                          settings.delivery_lease_s)
                 worker.serve()
                 totals = worker.totals
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
     engine.dispose()
     log.info("outbox delivery stopped: sent %d, dead %d", totals.sent, totals.dead)
     return totals

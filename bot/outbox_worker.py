@@ -537,7 +537,8 @@ class OutboxWorker:
         self._thread.start()
 
     def request_stop(self) -> None:
-        """Ask the loops to stop after the post in hand (safe from a signal handler)."""
+        """Ask the loops to stop after the post in hand (from any thread; not in a signal handler,
+        see app.stop_signals)."""
         self._stop.set()
         self._wake.set()
 

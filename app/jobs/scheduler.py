@@ -10,14 +10,12 @@ from __future__ import annotations
 import logging
 import os
 import shlex
-import signal
 import sys
 import threading
 import time as clock
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
-from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -32,6 +30,7 @@ from app.jobs.board import monthly_board
 from app.jobs.evaluation import evaluation_close_due, evaluation_reminders
 from app.jobs.reminders import meeting_reminders, secretary_digest
 from app.services.attendance import finalize_due
+from app.stop_signals import stop_on_signal
 
 log = logging.getLogger(__name__)
 
@@ -212,18 +211,10 @@ def run_forever(*, engine: Engine, settings: Settings) -> None:
     """The production scheduler process: run the jobs until SIGTERM or Ctrl-C, then stop
     cleanly (fan-outs finish their current batch; nothing is cut mid-transaction)."""
     done = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s received: stopping after the jobs in hand", signal.Signals(signum).name)
-        done.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     scheduler = JobScheduler(engine=engine, settings=settings)
-    scheduler.start()
-    try:
-        while not done.wait(1.0):
-            pass
-    finally:
-        scheduler.stop(wait=True)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with stop_on_signal(done.set, message="%s received: stopping after the jobs in hand"):
+        scheduler.start()
+        try:
+            done.wait()
+        finally:
+            scheduler.stop(wait=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import threading
 import time
@@ -14,6 +13,8 @@ from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
+
+from app.stop_signals import stop_on_signal
 
 
 class ThreadedFake:
@@ -103,6 +104,5 @@ class ThreadedFake:
 def wait_until_stopped() -> None:
     """Block until Ctrl-C or SIGTERM (a fake started in the background never sees SIGINT)."""
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    with contextlib.suppress(KeyboardInterrupt):
+    with stop_on_signal(done.set, message="%s received: stopping the fake"):
         done.wait()
