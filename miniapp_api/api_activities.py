@@ -37,7 +37,6 @@ from app.services.activities import (
     ActivityError,
     Geofence,
     activities_for,
-    approvers_of,
     cancel_activity,
     close_checkin,
     create_activity,
@@ -56,6 +55,7 @@ from app.services.checkin import check_ins, mark_present
 from app.services.ledger import LedgerError
 from app.services.notices import queue_leave_decided, queue_leave_requested
 from miniapp_api.deps import ApiPerson
+from miniapp_api.refusals import http_error
 
 router = APIRouter(prefix="/api/v1", tags=["活动与请假"])
 
@@ -318,16 +318,11 @@ def _in_zone(value: datetime | None, tz: ZoneInfo) -> datetime | None:
     return value.replace(tzinfo=tz)
 
 
-def _not_found_or_forbidden(exc: ActivityError) -> HTTPException:
-    # Same rule as the check-in API: an activity one may not see does not exist for them.
-    return HTTPException(404 if exc.kind is Refusal.not_found else 403, str(exc))
-
-
 def _managed(session: Session, person: Person, activity_id: int) -> Activity:
     try:
         return managed_activity(session=session, activity_id=activity_id, person=person)
     except ActivityError as exc:
-        raise _not_found_or_forbidden(exc) from None
+        raise http_error(exc) from None
 
 
 @contextmanager
@@ -337,7 +332,7 @@ def _writing(engine: Engine) -> Iterator[Session]:
         with write_session(engine) as session:
             yield session
     except (ActivityError, LedgerError) as exc:
-        raise HTTPException(404 if exc.kind is Refusal.not_found else 400, str(exc)) from None
+        raise http_error(exc) from None
     except IntegrityError:
         # Two taps racing on a unique row (leave, check-in, override): the loser is told so.
         raise HTTPException(409, "操作冲突：该记录刚刚已被提交，请刷新页面后查看") from None
@@ -526,7 +521,7 @@ def leave_list(*, session: Session, person: Person, now: datetime,
     Raises ActivityError when a non-secretary asks for the pending ones."""
     if scope == "pending":
         if not secretary_branches(session=session, person=person):
-            raise ActivityError(NOT_SECRETARY)
+            raise ActivityError(NOT_SECRETARY, kind=Refusal.forbidden)
         leaves = pending_leaves(session=session, secretary=person)
     else:
         views = [*activities_for(session=session, person=person, now=now),
@@ -539,10 +534,10 @@ def leave_list(*, session: Session, person: Person, now: datetime,
 # ---- activities -----------------------------------------------------------------------------
 
 NOT_FOUND = {404: {"model": Problem, "description": "找不到活动，或无权查看"}}
-MANAGED = {400: {"model": Problem, "description": "当前状态下不能这样操作"},
+MANAGED = {400: {"model": Problem, "description": "缺少原因等内容有误"},
            403: {"model": Problem, "description": "不是该支部的书记或上级党组织工作人员"},
            404: {"model": Problem, "description": "找不到活动"},
-           409: {"model": Problem, "description": "重复提交"}}
+           409: {"model": Problem, "description": "当前状态下不能这样操作，或重复提交"}}
 
 
 @router.get("/activities", response_model=ActivityList)
@@ -592,7 +587,7 @@ def get_activity(activity_id: int, person: ApiPerson, session: SessionDep) -> Ac
         return activity_detail(session=session, person=person, activity_id=activity_id,
                                now=utcnow())
     except ActivityError as exc:
-        raise HTTPException(404, str(exc)) from None
+        raise http_error(exc) from None
 
 
 def _action(activity: Activity, message: str) -> ActionAnswer:
@@ -712,13 +707,13 @@ def list_leave_requests(person: ApiPerson, session: SessionDep,
     try:
         return leave_list(session=session, person=person, now=utcnow(), scope=scope)
     except ActivityError as exc:
-        raise HTTPException(403, str(exc)) from None
+        raise http_error(exc) from None
 
 
 @router.post("/leave-requests", response_model=LeaveCreated, status_code=201, responses={
-    400: {"model": Problem, "description": "已请过假、已过截止时间、缺少理由等"},
+    400: {"model": Problem, "description": "请假类型不对或缺少理由"},
     404: {"model": Problem, "description": "找不到活动"},
-    409: {"model": Problem, "description": "重复提交"}})
+    409: {"model": Problem, "description": "已请过假、已过截止时间、活动已取消，或重复提交"}})
 def post_leave_request(body: LeaveIn, person: ApiPerson, engine: EngineDep,
                        settings: SettingsDep) -> LeaveCreated:
     """Ask for leave from one of my activities; the branch secretaries get a card to decide."""
@@ -740,11 +735,8 @@ def _decide(leave_id: int, person: Person, engine: Engine, *, approve: bool,
             reason: str) -> LeaveDecided:
     verb = "批准" if approve else "驳回"
     with _writing(engine) as session:
-        try:
-            leave, changed = decide_leave(session=session, leave_id=leave_id, decider=person,
-                                          approve=approve, reason=reason, now=utcnow())
-        except ActivityError as exc:
-            raise HTTPException(_decision_refusal(session, leave_id, person), str(exc)) from None
+        leave, changed = decide_leave(session=session, leave_id=leave_id, decider=person,
+                                      approve=approve, reason=reason, now=utcnow())
         if changed:
             queue_leave_decided(session=session, leave=leave)
             message = f"已{verb}请假申请 Q{leave_id}。"
@@ -754,20 +746,10 @@ def _decide(leave_id: int, person: Person, engine: Engine, *, approve: bool,
                             message=message)
 
 
-def _decision_refusal(session: Session, leave_id: int, person: Person) -> int:
-    """The HTTP status of a refused decision: absent, not theirs to decide, or not now."""
-    leave = session.get(LeaveRequest, leave_id)
-    if leave is None:
-        return 404
-    deciders = {p.id for p in approvers_of(session=session, leave=leave)}
-    if person.id not in deciders or leave.person_id == person.id:
-        return 403
-    return 400
-
-
-DECIDE = {400: {"model": Problem, "description": "已作出相反决定，或驳回时未写理由"},
+DECIDE = {400: {"model": Problem, "description": "驳回时未写理由"},
           403: {"model": Problem, "description": "不是该支部的书记，或是本人的申请"},
-          404: {"model": Problem, "description": "找不到请假申请"}}
+          404: {"model": Problem, "description": "找不到请假申请"},
+          409: {"model": Problem, "description": "已作出相反决定，或活动已结束、已取消"}}
 
 
 @router.post("/leave-requests/{leave_id}/approve", response_model=LeaveDecided,

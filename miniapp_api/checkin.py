@@ -17,7 +17,6 @@ from starlette.concurrency import run_in_threadpool
 from app.config import Settings
 from app.db import utcnow, write_session
 from app.deps import EngineDep, SessionDep, SettingsDep
-from app.domain import refusals
 from app.domain.checkin import window_ends_at, window_index
 from app.links import checkin_url
 from app.models import Activity, CheckIn, Person
@@ -26,6 +25,7 @@ from app.services.checkin import CheckInRefused, check_in, current_token, live_c
 from miniapp_api.auth import dev_people, safe_next
 from miniapp_api.deps import ApiClaims, ApiPerson, PagePerson
 from miniapp_api.qr import qr_png, qr_svg
+from miniapp_api.refusals import status_of
 from miniapp_api.templating import templates
 
 log = logging.getLogger(__name__)
@@ -138,8 +138,7 @@ def _managed(session: SessionDep, person: Person, activity_id: int) -> Activity:
 
 
 def _not_managed(exc: ActivityError) -> JSONResponse:
-    status = 404 if exc.kind is refusals.Refusal.not_found else 403
-    return JSONResponse({"detail": str(exc)}, status)
+    return JSONResponse({"detail": str(exc)}, status_of(exc))
 
 
 def _current_url(settings: Settings, activity_id: int, now: datetime) -> str:
@@ -210,7 +209,7 @@ def screen_page(activity_id: int, request: Request, person: PagePerson, session:
     except ActivityError as exc:
         return templates.TemplateResponse(request, "message.html",
                                           {"title": "签到大屏", "error": str(exc)},
-                                          status_code=403)
+                                          status_code=status_of(exc))
     state = screen_state(session=session, settings=settings, activity=activity, now=utcnow())
     return templates.TemplateResponse(request, "screen.html",
                                       {"title": "签到大屏", "activity": activity,

@@ -14,6 +14,7 @@ from app.services.activities import ACTIVITY_KINDS, LEAVE_KINDS, ActivityError
 from miniapp_api.api_activities import activity_detail, activity_list, leave_list
 from miniapp_api.deps import PagePerson
 from miniapp_api.nav import nav_items
+from miniapp_api.refusals import status_of
 from miniapp_api.templating import templates
 
 router = APIRouter(prefix="/h5", include_in_schema=False)
@@ -45,7 +46,7 @@ def activity_page(activity_id: int, request: Request, person: PagePerson,
                                  now=utcnow())
     except ActivityError as exc:
         return _render(request, session, person, "message.html", active="/h5/activities",
-                       status_code=404, title="活动详情", error=str(exc),
+                       status_code=status_of(exc), title="活动详情", error=str(exc),
                        back_url="/h5/activities")
     return _render(request, session, person, "activity.html", active="/h5/activities",
                    title="活动详情", back_url="/h5/activities", detail=detail,
@@ -59,6 +60,6 @@ def approvals_page(request: Request, person: PagePerson, session: SessionDep) ->
         pending = leave_list(session=session, person=person, now=utcnow(), scope="pending")
     except ActivityError as exc:
         return _render(request, session, person, "message.html", active="/h5/approvals",
-                       status_code=403, title="请假审批", error=str(exc))
+                       status_code=status_of(exc), title="请假审批", error=str(exc))
     return _render(request, session, person, "approvals.html", active="/h5/approvals",
                    title="请假审批", pending=pending)

@@ -15,6 +15,11 @@ _STATUS = {
 }
 
 
+def status_of(exc: Refused) -> int:
+    """The HTTP status for a refusal of this kind."""
+    return _STATUS[exc.kind]
+
+
 def http_error(exc: Refused) -> HTTPException:
     """The 4xx answer for a refusal, carrying its Chinese reason."""
-    return HTTPException(_STATUS[exc.kind], str(exc))
+    return HTTPException(status_of(exc), str(exc))

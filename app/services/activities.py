@@ -91,7 +91,7 @@ def create_activity(
     if creator is not None:
         for b in branches:
             if not can_manage_branch(session=session, person=creator, branch=b):
-                raise ActivityError(f"您不能为“{b.name}”发起活动")
+                raise ActivityError(f"您不能为“{b.name}”发起活动", kind=Refusal.forbidden)
     defaults = defaults or ActivityDefaults()
     opens, closes = default_window(starts_at=starts_at, ends_at=ends_at,
                                    opens_before_min=defaults.opens_before_min,
@@ -179,7 +179,7 @@ def set_expected(
     """Add a person to, or take them off, an activity's expected attendees."""
     activity = managed_activity(session=session, activity_id=activity_id, person=actor)
     if activity.status in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
-        raise ActivityError("考勤已确认或活动已取消，不能再调整应到人员")
+        raise ActivityError("考勤已确认或活动已取消，不能再调整应到人员", kind=Refusal.conflict)
     target = session.get(Person, person_id)
     if target is None:
         raise ActivityError("找不到该人员", kind=Refusal.not_found)
@@ -187,7 +187,8 @@ def set_expected(
     assert home is not None
     if expected and not can_manage_branch(session=session, person=actor, branch=home):
         # Adding someone puts the activity (and its attendance points) on their record.
-        raise ActivityError(f"只能添加您所管理组织中的人员，{target.name}不在其中")
+        raise ActivityError(f"只能添加您所管理组织中的人员，{target.name}不在其中",
+                            kind=Refusal.forbidden)
     override = session.get(AttendeeOverride, (activity_id, person_id))
     if override is None:
         session.add(AttendeeOverride(activity_id=activity_id, person_id=person_id,
@@ -229,7 +230,8 @@ def managed_activity(*, session: Session, activity_id: int, person: Person) -> A
     if activity is None:
         raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
     if not _manages(session, activity, person):
-        raise ActivityError("只有该支部的书记或上级党组织的工作人员可以管理这个活动")
+        raise ActivityError("只有该支部的书记或上级党组织的工作人员可以管理这个活动",
+                            kind=Refusal.forbidden)
     return activity
 
 
@@ -251,7 +253,7 @@ def close_checkin(*, session: Session, activity_id: int, actor: Person | None, n
         raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
     state = status_at(activity, now)
     if state in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
-        raise ActivityError(f"活动{state.label}，不能结束签到")
+        raise ActivityError(f"活动{state.label}，不能结束签到", kind=Refusal.conflict)
     if state is ActivityStatus.CLOSED:
         return activity
     activity.status = ActivityStatus.CLOSED
@@ -270,7 +272,7 @@ def cancel_activity(*, session: Session, activity_id: int, actor: Person, reason
     activity = managed_activity(session=session, activity_id=activity_id, person=actor)
     state = status_at(activity, now)
     if state is ActivityStatus.FINAL:
-        raise ActivityError("考勤已确认的活动不能取消")
+        raise ActivityError("考勤已确认的活动不能取消", kind=Refusal.conflict)
     if state is ActivityStatus.CANCELLED:
         return activity
     if not reason.strip():
@@ -337,17 +339,19 @@ def request_leave(
     if activity is None or not is_expected(session=session, activity=activity, person=person):
         raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
     if activity.status == ActivityStatus.CANCELLED:
-        raise ActivityError("该活动已取消，无需请假")
+        raise ActivityError("该活动已取消，无需请假", kind=Refusal.conflict)
     if now >= activity.leave_deadline_at:
         local = "活动已经开始" if now >= activity.starts_at else "已过请假截止时间"
-        raise ActivityError(f"{local}，不能再请假；如有特殊情况请直接联系支部书记")
+        raise ActivityError(f"{local}，不能再请假；如有特殊情况请直接联系支部书记",
+                            kind=Refusal.conflict)
     existing = session.exec(
         select(LeaveRequest).where(LeaveRequest.activity_id == activity_id,
                                    LeaveRequest.person_id == person.id)
     ).first()
     if existing is not None:
         state = LeaveStatus(existing.status).label
-        raise ActivityError(f"您已为该活动请过假（编号 Q{existing.id}，{state}）")
+        raise ActivityError(f"您已为该活动请过假（编号 Q{existing.id}，{state}）",
+                            kind=Refusal.conflict)
     leave = LeaveRequest(activity_id=activity_id, person_id=person.id,
                          kind=LEAVE_KINDS[kind], reason=reason.strip())
     session.add(leave)
@@ -388,17 +392,19 @@ def decide_leave(
     org = session.get(Organization, activity.organization_id)
     assert org is not None
     if Role.branch_secretary not in roles_over(session=session, person=decider, org=org):
-        raise ActivityError("只有该支部的书记可以审批这条请假申请")
+        raise ActivityError("只有该支部的书记可以审批这条请假申请", kind=Refusal.forbidden)
     if leave.person_id == decider.id:
-        raise ActivityError("不能审批自己的请假申请")
+        raise ActivityError("不能审批自己的请假申请", kind=Refusal.forbidden)
     wanted = LeaveStatus.APPROVED if approve else LeaveStatus.REJECTED
     if leave.status != LeaveStatus.PENDING:
         if leave.status == wanted:
             return leave, False
-        raise ActivityError(f"请假申请 Q{leave_id} {LeaveStatus(leave.status).label}，不能更改")
+        raise ActivityError(f"请假申请 Q{leave_id} {LeaveStatus(leave.status).label}，不能更改",
+                            kind=Refusal.conflict)
     if activity.status in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
         # Attendance is already settled (or moot): a late decision would not change the points.
-        raise ActivityError(f"活动{ActivityStatus(activity.status).label}，不能再审批请假")
+        raise ActivityError(f"活动{ActivityStatus(activity.status).label}，不能再审批请假",
+                            kind=Refusal.conflict)
     if not approve and not reason.strip():
         raise ActivityError("驳回时请写明理由")
     leave.status = wanted

@@ -70,14 +70,14 @@ def finalize(
     if actor is not None:
         activity = managed_activity(session=session, activity_id=activity_id, person=actor)
         if now < activity.starts_at:
-            raise ActivityError("活动尚未开始，不能确认考勤")
+            raise ActivityError("活动尚未开始，不能确认考勤", kind=Refusal.conflict)
     else:
         found = session.get(Activity, activity_id)
         if found is None:
             raise ActivityError(f"找不到活动 {activity_id}", kind=Refusal.not_found)
         activity = found
     if activity.status == ActivityStatus.CANCELLED:
-        raise ActivityError("活动已取消，无需确认考勤")
+        raise ActivityError("活动已取消，无需确认考勤", kind=Refusal.conflict)
     # One conditional UPDATE decides who finalises: a second caller, even a concurrent one,
     # matches no row and records nothing.
     claimed = session.execute(

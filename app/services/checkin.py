@@ -21,6 +21,7 @@ from app.domain.checkin import (
     window_index,
     window_state,
 )
+from app.domain.refusals import Refusal
 from app.domain.vocab import MemberType
 from app.models import (
     Activity,
@@ -233,9 +234,10 @@ def mark_present(
     activity = managed_activity(session=session, activity_id=activity_id, person=actor)
     state = status_at(activity, now)
     if state in (ActivityStatus.FINAL, ActivityStatus.CANCELLED):
-        raise ActivityError(f"活动{state.label}，不能再补登签到")
+        raise ActivityError(f"活动{state.label}，不能再补登签到", kind=Refusal.conflict)
     if person_id == actor.id:
-        raise ActivityError("不能为自己补登签到，请由其他支委或上级组织办理")
+        raise ActivityError("不能为自己补登签到，请由其他支委或上级组织办理",
+                            kind=Refusal.forbidden)
     if not reason.strip():
         raise ActivityError("补登签到请写明原因，例如：现场签到时手机没电")
     person = session.get(Person, person_id)

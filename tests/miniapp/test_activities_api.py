@@ -248,7 +248,7 @@ def test_asking_for_leave_queues_the_card_to_the_secretary(client, db, org):
 
     again = client.post("/api/v1/leave-requests", json={
         "activity_id": activity_id, "kind": "病假", "reason": "身体不适"})
-    assert again.status_code == 400
+    assert again.status_code == 409
     assert again.json()["detail"] == f"您已为该活动请过假（编号 Q{body['id']}，待审批）"
     assert len(outbox(db, "leave-requested")) == 1
 
@@ -268,7 +268,7 @@ def test_leave_is_refused_for_another_branch_and_for_bad_input(client, db, org):
     assert other.status_code == 404
     late = client.post("/api/v1/leave-requests", json={
         "activity_id": started, "kind": "事假", "reason": "出差"})
-    assert late.status_code == 400
+    assert late.status_code == 409
     assert late.json()["detail"].startswith("活动已经开始，不能再请假")
     no_reason = client.post("/api/v1/leave-requests", json={
         "activity_id": new_activity(db, org["b1"]), "kind": "病假", "reason": "  "})
@@ -360,7 +360,7 @@ def test_rejecting_needs_a_reason(client, db, org):
     assert outbox(db, "leave-decided")[0].payload["text"] == (
         f"您的请假申请 Q{leave_id} 已驳回，理由：本次会议需全员参加。")
     flip = client.post(f"/api/v1/leave-requests/{leave_id}/approve")
-    assert flip.status_code == 400
+    assert flip.status_code == 409
     assert f"请假申请 Q{leave_id} " in flip.json()["detail"]
     assert flip.json()["detail"].endswith("已驳回，不能更改")
 
@@ -379,6 +379,10 @@ def test_marking_present_by_hand_is_audited(client, db, org):
     no_reason = client.post(url, json={"reason": ""})
     assert no_reason.status_code == 400
     assert no_reason.json()["detail"] == "补登签到请写明原因，例如：现场签到时手机没电"
+    own = client.post(f"/api/v1/activities/{activity_id}/attendees/{org['one'][0]}/present",
+                      json={"reason": "忘了扫码"})
+    assert own.status_code == 403  # not this person's to do, whatever they write
+    assert own.json()["detail"] == "不能为自己补登签到，请由其他支委或上级组织办理"
 
     answer = client.post(url, json={"reason": "现场签到时手机没电"})
     assert answer.status_code == 200, answer.text
@@ -442,7 +446,7 @@ def test_finalizing_twice_writes_the_ledger_once(client, db, org):
     assert not any(r["can_mark_present"] for r in sheet["rows"])
     late_mark = client.post(f"/api/v1/activities/{activity_id}/attendees/{absent}/present",
                             json={"reason": "补登"})
-    assert late_mark.status_code == 400
+    assert late_mark.status_code == 409
     assert late_mark.json()["detail"] == "活动考勤已确认，不能再补登签到"
 
 
@@ -450,7 +454,7 @@ def test_finalizing_before_the_start_is_refused(client, db, org):
     activity_id = new_activity(db, org["b1"])
     login(client, org["one"][0])
     answer = client.post(f"/api/v1/activities/{activity_id}/finalize")
-    assert answer.status_code == 400
+    assert answer.status_code == 409
     assert answer.json()["detail"] == "活动尚未开始，不能确认考勤"
 
 
@@ -467,7 +471,7 @@ def test_closing_and_cancelling(client, db, org):
                             json={"reason": "上级会议冲突"})
     assert cancelled.json()["status_label"] == "已取消"
     refused = client.post(f"/api/v1/activities/{activity_id}/finalize")
-    assert refused.status_code == 400
+    assert refused.status_code == 409
     assert refused.json()["detail"] == "活动已取消，无需确认考勤"
     with Session(db) as s:
         audit = s.exec(select(AuditLog).where(AuditLog.action == "cancel")).one()
