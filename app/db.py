@@ -99,11 +99,13 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
     Objects stay readable after the commit (as they were then), so callers can report on them.
     """
-    immediate = engine.execution_options(**{_IMMEDIATE: True})
+    sqlite = engine.dialect.name == "sqlite"
+    # Only SQLite reads the option (BEGIN IMMEDIATE); making the option engine costs every call.
+    bind = engine.execution_options(**{_IMMEDIATE: True}) if sqlite else engine
     # SQLite has one writer at a time; threads of this process queue on a lock (in order, no
     # sleeping) instead of on SQLite's busy handler, whose growing sleeps make the long tail.
-    turn = _sqlite_write_lock(engine) if engine.dialect.name == "sqlite" else nullcontext()
-    with turn, Session(immediate, expire_on_commit=False) as session, session.begin():
+    turn = _sqlite_write_lock(engine) if sqlite else nullcontext()
+    with turn, Session(bind, expire_on_commit=False) as session, session.begin():
         yield session
 
 
