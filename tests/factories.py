@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from app.domain.scheme import preset_text
@@ -59,3 +61,22 @@ def build_org(
                         effective_from=effective, actor_label="test")
     session.flush()
     return built
+
+
+class Statements:
+    """Counts the SQL statements an engine runs while active, transaction control aside (SQLite's
+    BEGIN IMMEDIATE is a statement of ours; psycopg sends PostgreSQL's BEGIN itself)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.count = engine, 0
+
+    def _seen(self, _connection: object, _cursor: object, statement: str, *_: object) -> None:
+        if not statement.startswith("BEGIN"):
+            self.count += 1
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._seen)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from sqlalchemy import event
 from sqlmodel import Session
 
 from app.db import write_session
@@ -19,7 +18,7 @@ from app.services.reports import (
     first_eligible_month,
     member_standing,
 )
-from tests.factories import build_org
+from tests.factories import Statements, build_org
 
 SYSTEM = Actor("test")
 
@@ -141,23 +140,6 @@ def test_a_member_sees_their_newest_points_ranked_against_the_cached_board(db):
         give(s, second, 11, "online_study", 5)
         standing = member_standing(session=s, person=second, period="2026-11")
     assert (standing.total, standing.rank_in_branch, standing.branch_size) == (Decimal(5), 1, 3)
-
-
-class Statements:
-    """Counts the SQL statements an engine runs while active."""
-
-    def __init__(self, engine):
-        self.engine, self.count = engine, 0
-
-    def _seen(self, *_):
-        self.count += 1
-
-    def __enter__(self):
-        event.listen(self.engine, "before_cursor_execute", self._seen)
-        return self
-
-    def __exit__(self, *_):
-        event.remove(self.engine, "before_cursor_execute", self._seen)
 
 
 def test_once_a_branch_board_is_current_a_members_first_standing_costs_no_ledger_query(db):

@@ -29,6 +29,11 @@ def data_version(session: Session) -> int:
     return version
 
 
+def saw_version(session: Session, version: int) -> None:
+    """Note the data version a statement of this transaction read along with its own work."""
+    session.info.setdefault(_VERSION, version)
+
+
 @event.listens_for(Session, "after_transaction_end")
 def _forget_version(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is None:

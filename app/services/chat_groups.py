@@ -67,10 +67,12 @@ def bind_group(
 
 # Written out once: SQLAlchemy 2.0's dialect insert() with ON CONFLICT has no cache key
 # (sqlalchemy#10445) and was compiled again for every message. The text works on both databases.
+# It also reads the data version, which every message needs next: one round trip instead of two.
 _FIRST_SIGHT = text(
     "INSERT INTO inbound_message (platform, message_id, received_at)"
     " VALUES (:platform, :message_id, :received_at)"
-    " ON CONFLICT (platform, message_id) DO NOTHING RETURNING id"
+    " ON CONFLICT (platform, message_id) DO NOTHING"
+    " RETURNING (SELECT version FROM data_version WHERE id = 1)"
 ).bindparams(bindparam("received_at", type_=UTCDateTime()))
 
 
@@ -78,7 +80,10 @@ def first_sight(*, session: Session, platform: str, message_id: str, now: dateti
     """Record a platform message id; False if it was handled before (a redelivery)."""
     inserted = session.execute(_FIRST_SIGHT, {"platform": platform, "message_id": message_id,
                                               "received_at": now}).first()
-    return inserted is not None
+    if inserted is None:
+        return False
+    audit.saw_version(session, inserted[0])
+    return True
 
 
 def forget_old_messages(*, session: Session, now: datetime) -> None:

@@ -10,11 +10,13 @@ from bot.dispatcher import GENERIC_ERROR, Dispatcher, Router
 from bot.runtime import build_dispatcher
 from bot.types import ChatType, IncomingMessage
 from tests.chat import conformance as suite
+from tests.factories import Statements
 
 
-def message(text: str, *, message_id: str = "m1", from_bot: bool = False) -> IncomingMessage:
+def message(text: str, *, message_id: str = "m1", from_bot: bool = False,
+            sender: str = suite.MEMBER) -> IncomingMessage:
     return IncomingMessage(platform="simulator", chat_id="single", chat_type=ChatType.SINGLE,
-                           sender_userid=suite.MEMBER, text=text, message_id=message_id,
+                           sender_userid=sender, text=text, message_id=message_id,
                            received_at=datetime.now(UTC), from_bot=from_bot)
 
 
@@ -32,6 +34,21 @@ def test_dedupe_survives_a_restart(db, db_url):
     restarted = build_dispatcher(engine=db, settings=settings)
     assert first is not None and first.reply is not None
     assert restarted.dispatch(message("/帮助")) is None
+
+
+def test_once_the_branch_board_is_current_my_points_costs_two_statements(db, db_url):
+    suite.seed_world(db, datetime.now(UTC))
+    dispatcher = build_dispatcher(engine=db, settings=Settings(_env_file=None,
+                                                              database_url=db_url))
+    dispatcher.dispatch(message("/我的积分", message_id="warm", sender=suite.SECRETARY))
+    with Statements(db) as seen:
+        outcome = dispatcher.dispatch(message("/我的积分", message_id="asked"))
+    # The first-sight insert, which also reads the data version, and the sender with roles.
+    assert seen.count == 2
+    assert outcome is not None and outcome.reply is not None and "合计" in outcome.reply.text
+    with Statements(db) as seen:
+        assert dispatcher.dispatch(message("/我的积分", message_id="asked")) is None
+    assert seen.count == 1  # a redelivery stops at the insert
 
 
 def test_a_failing_command_gets_a_friendly_reply_and_a_log_line(db, db_url, caplog):
