@@ -253,6 +253,10 @@ def _configure_logging(settings: Settings) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # httpx logs every request at INFO: one line per post would drown the fan-out's progress.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))
+    # uvicorn set up its own loggers before it loaded the app; LOG_LEVEL governs them too
+    # (at WARNING, no access line per request).
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).setLevel(logging.getLogger().level)
 
 
 def run_outbox_worker(
@@ -295,7 +299,9 @@ def run_outbox_worker(
 def __getattr__(name: str) -> FastAPI:
     # `app.main:app` for uvicorn, built on first access so that importing this module is cheap.
     if name == "app":
-        application = create_app()
+        settings = load_settings_or_exit()
+        _configure_logging(settings)
+        application = create_app(settings)
         globals()["app"] = application
         return application
     raise AttributeError(name)
