@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -20,16 +22,22 @@ from tests.chat import dingtalk_drivers as dd
 HOUR_MS = 3_600_000
 
 
-@pytest.fixture
-def app_and_fake(db, db_url):
+@contextmanager
+def world_and_fake(db, db_url) -> Iterator[tuple[Settings, FakeDingTalk]]:
+    """The demo world, a running fake DingTalk and settings pointing the app at it."""
     suite.seed_world(db, datetime.now(UTC))
     with FakeDingTalk.running(client_id=dd.CLIENT_ID, client_secret=dd.SECRET,
                               robot_code=dd.CLIENT_ID) as fake:
-        settings = Settings(_env_file=None, database_url=db_url, dingtalk_client_id=dd.CLIENT_ID,
-                            dingtalk_client_secret=SecretStr(dd.SECRET),
-                            dingtalk_api_base=fake.base_url, dingtalk_oapi_base=fake.base_url)
-        with TestClient(create_app(settings)) as client:
-            yield client, fake
+        yield Settings(_env_file=None, database_url=db_url, dingtalk_client_id=dd.CLIENT_ID,
+                       dingtalk_client_secret=SecretStr(dd.SECRET),
+                       dingtalk_api_base=fake.base_url, dingtalk_oapi_base=fake.base_url), fake
+
+
+@pytest.fixture
+def app_and_fake(db, db_url):
+    with world_and_fake(db, db_url) as (settings, fake), \
+            TestClient(create_app(settings)) as client:
+        yield client, fake
 
 
 def post(client, body, headers):
@@ -106,12 +114,7 @@ def test_without_dingtalk_settings_the_callback_is_unavailable(db_url):
 
 
 def test_an_answered_message_is_still_replied_to_when_the_server_stops(db, db_url):
-    suite.seed_world(db, datetime.now(UTC))
-    with FakeDingTalk.running(client_id=dd.CLIENT_ID, client_secret=dd.SECRET,
-                              robot_code=dd.CLIENT_ID) as fake:
-        settings = Settings(_env_file=None, database_url=db_url, dingtalk_client_id=dd.CLIENT_ID,
-                            dingtalk_client_secret=SecretStr(dd.SECRET),
-                            dingtalk_api_base=fake.base_url, dingtalk_oapi_base=fake.base_url)
+    with world_and_fake(db, db_url) as (settings, fake):
         body = fake.bot_message_body(text="/帮助", sender_staff_id=suite.MEMBER)
         raw = json.dumps(body, ensure_ascii=False).encode()
         with TestClient(create_app(settings)) as client:
