@@ -20,7 +20,7 @@ class HandlerPool:
     wake-up and the request's middleware a second pass for every message.
     """
 
-    def __init__(self, *, threads: int = 4) -> None:
+    def __init__(self, *, threads: int) -> None:
         self._pool = ThreadPoolExecutor(threads, thread_name_prefix="chat-handler")
         self._pending: set[Future[Any]] = set()
         self._lock = threading.Lock()
