@@ -29,6 +29,7 @@ from bot.delivery import SimulatorFeed
 from bot.dingtalk import callback as dingtalk_callback
 from bot.dingtalk.adapter import DingTalkDeliverer, markdown_of
 from bot.dingtalk.client import DingTalkClient
+from bot.http import platform_http
 from bot.outbox_worker import (
     Limits,
     OutboxWorker,
@@ -61,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the application with its engine; adapters are wired here and nowhere else."""
     settings = settings or load_settings_or_exit()
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    http = httpx.Client(timeout=settings.http_timeout_s)
+    http = platform_http(timeout_s=settings.http_timeout_s)
 
     resolvers: dict[str, LoginCodeResolver] = {}
     dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
@@ -147,7 +148,7 @@ def run_dingtalk_stream() -> None:
         print("请先配置 DINGTALK_CLIENT_ID 和 DINGTALK_CLIENT_SECRET", file=sys.stderr)
         raise SystemExit(2)
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    with httpx.Client(timeout=settings.http_timeout_s) as http:
+    with platform_http(timeout_s=settings.http_timeout_s) as http:
         dispatcher = build_dispatcher(engine=engine, settings=settings)
         stream = dingtalk_stream(settings=settings, dispatcher=dispatcher,
                                  deliverer=dingtalk_deliverer(settings, http))
@@ -188,7 +189,7 @@ def run_wecom_aibot() -> None:
     if settings.wecom_aibot_mode != "ws":
         log.warning("WECOM_AIBOT_MODE 不是 ws：网页服务和本进程都会发送企业微信消息")
     engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
-    with httpx.Client(timeout=settings.http_timeout_s) as http:
+    with platform_http(timeout_s=settings.http_timeout_s) as http:
         connection, worker = wecom_aibot_runner(settings, engine=engine, http=http)
         worker.start()
         log.info("wecom aibot starting for bot %s", settings.wecom_aibot_id)
@@ -270,7 +271,7 @@ def run_outbox_worker(
     settings = load_settings_or_exit()
     _configure_logging(settings)
     engine = make_engine(settings.database_url, pool_size=2)
-    with httpx.Client(timeout=settings.http_timeout_s) as http:
+    with platform_http(timeout_s=settings.http_timeout_s) as http:
         dingtalk = dingtalk_deliverer(settings, http) if settings.dingtalk_client_id else None
         if dingtalk is None:
             log.warning("未配置钉钉应用（DINGTALK_CLIENT_ID）：只能经群自定义机器人发送，"

@@ -33,7 +33,6 @@ import os
 import random
 import secrets
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -65,6 +64,7 @@ from app.services.checkin import current_token
 from benchmarks.common import (
     PG_SERVER,
     figures,
+    lanes,
     log,
     percentile,
     psycopg_conninfo,
@@ -226,25 +226,6 @@ def server(url: str, secret: str, rotate_s: int | None, pool_size: int | None,
 
 
 # ---------------------------------------------------------------- timed part
-
-
-@asynccontextmanager
-async def lanes(base: str, count: int, timeout_s: float
-                ) -> AsyncIterator[list[httpx.AsyncClient]]:
-    """`count` independent clients (phones), one keep-alive connection each, made up front.
-
-    One shared client with `count` connections costs the load generator two to three times more
-    per request at this concurrency (its pool is scanned on every request), and a client built
-    inside the timed part spends ~25 ms on its TLS context first: both would bound the figures
-    by the client. The TLS context is made once and shared, though the URL is plain HTTP.
-    """
-    tls = ssl.create_default_context()
-    # uvicorn closes a connection idle for 5 s; expire first so a request never races the close.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=2.0)
-    async with contextlib.AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(
-            httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout_s, verify=tls))
-            for _ in range(count)]
 
 
 class Screen:

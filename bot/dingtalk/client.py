@@ -304,13 +304,13 @@ class DingTalkClient:
         headers = {"Accept": "application/json"}
         if token is not None:
             headers["x-acs-dingtalk-access-token"] = token
-        target = _safe_target(url)
         try:
             response = self._http.request(
                 method, url, json=json, params=params, data=data, headers=headers
             )
         except httpx.HTTPError as exc:
-            log.warning("dingtalk %s %s failed: %s", method, target, type(exc).__name__)
+            log.warning("dingtalk %s %s failed: %s", method, _safe_target(url),
+                        type(exc).__name__)
             raise DingTalkError(
                 code="network", message=type(exc).__name__, status=None, retryable=True
             ) from None
@@ -321,7 +321,8 @@ class DingTalkClient:
         if response.status_code >= 400 or not isinstance(payload, dict):
             code, message = _v1_error(payload, response)
             log.warning(
-                "dingtalk %s %s -> HTTP %s code=%s", method, target, response.status_code, code
+                "dingtalk %s %s -> HTTP %s code=%s", method, _safe_target(url),
+                response.status_code, code,
             )
             raise DingTalkError(
                 code=code,
