@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     senders, robot_senders = delivery_senders(settings, engine=engine, http=http,
                                               dingtalk=dingtalk, wecom=wecom)
     worker = outbox_worker(settings, engine=engine, senders=senders, robot_senders=robot_senders)
-    handlers = HandlerPool(threads=settings.chat_handler_threads)
+    handlers = HandlerPool(threads=settings.chat_handler_threads,
+                           send_threads=settings.chat_send_threads)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -491,6 +491,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--warmup", type=int, default=64,
                         help="untimed callbacks (and healthz calls) before the timed ones")
+    parser.add_argument("--platform-latency-ms", type=float, default=0.0,
+                        help="the fake DingTalk answers every call this late (default 0); the "
+                             "real API is tens of ms away")
     parser.add_argument("--hold", choices=("reply", "response"), default="reply",
                         help="a sender's slot is free again when the reply arrives (default), "
                              "or as soon as the callback is answered (replies then queue up)")
@@ -501,6 +504,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.members < len(DEMO_BRANCHES) or args.requests < 1 or args.concurrency < 1:
         parser.error("need at least 3 members, 1 request and concurrency 1")
+    if args.platform_latency_ms < 0:
+        parser.error("--platform-latency-ms cannot be negative")
     return args
 
 
@@ -516,6 +521,7 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         with TimedFake.running(client_id=CLIENT_ID, client_secret=secret) as fake:
             for cid, _ in built.groups.values():
                 fake.add_group(cid)
+            fake.set_latency(args.platform_latency_ms / 1000)
             try:
                 with server(url, fake, secret, server_log) as (base, pid):
                     result = measure(base, pid, fake, secret, built, args, rng)
@@ -535,6 +541,7 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
         "requests": args.requests,
         "concurrency": args.concurrency,
         "hold": args.hold,
+        "platform_latency_ms": args.platform_latency_ms,
         "seed": args.seed,
         **result,
     }

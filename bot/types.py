@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -98,3 +99,7 @@ class CardAction:
     # The platform's id of this click event, when it redelivers events (WeCom): seen twice,
     # the click is applied once.
     event_id: str = ""
+
+
+Delivery = Callable[[], object]
+"""What handling a message leaves to be sent: the platform calls that carry its answer."""

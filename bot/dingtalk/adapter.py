@@ -6,12 +6,21 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from app.models import Platform
 from bot.dingtalk.client import DingTalkClient, DingTalkError
 from bot.dispatcher import Dispatcher
-from bot.types import CardAction, ChatType, IncomingMessage, Notification, Outcome, Reply
+from bot.types import (
+    CardAction,
+    ChatType,
+    Delivery,
+    IncomingMessage,
+    Notification,
+    Outcome,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +183,22 @@ def handle_card_click(
     }
 
 
-def handle_bot_message(
+def dispatch_bot_message(
     *, payload: dict[str, Any], dispatcher: Dispatcher, deliverer: DingTalkDeliverer
-) -> None:
-    """Dispatch one robot message and deliver what it produced (HTTP and Stream alike)."""
+) -> Delivery | None:
+    """Dispatch one robot message; what it produced is returned to be sent (None: nothing)."""
     message = message_from_payload(payload, received_at=datetime.now(UTC))
     if not message.message_id:
         log.warning("dingtalk robot message without msgId ignored")
-        return
+        return None
     outcome = dispatcher.dispatch(message)
-    if outcome is not None:
-        deliverer.deliver(message, outcome)
+    return None if outcome is None else partial(deliverer.deliver, message, outcome)
+
+
+def handle_bot_message(
+    *, payload: dict[str, Any], dispatcher: Dispatcher, deliverer: DingTalkDeliverer
+) -> None:
+    """Dispatch one robot message and send what it produced, in this thread (Stream mode)."""
+    delivery = dispatch_bot_message(payload=payload, dispatcher=dispatcher, deliverer=deliverer)
+    if delivery is not None:
+        delivery()

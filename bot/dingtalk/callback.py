@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from bot.background import HandlerPool
-from bot.dingtalk.adapter import DingTalkDeliverer, handle_bot_message
+from bot.dingtalk.adapter import DingTalkDeliverer, dispatch_bot_message
 from bot.dingtalk.signing import SignatureError, verify_callback
 from bot.dispatcher import Dispatcher
 
@@ -48,7 +48,7 @@ async def dingtalk_callback(request: Request) -> JSONResponse:
     dispatcher: Dispatcher = request.app.state.dispatcher
     handlers: HandlerPool = request.app.state.chat_handlers
     # Handled after the response so DingTalk never waits on the database or the reply.
-    if not handlers.submit(handle_bot_message, payload=payload, dispatcher=dispatcher,
+    if not handlers.submit(dispatch_bot_message, payload=payload, dispatcher=dispatcher,
                            deliverer=deliverer):
         return JSONResponse({"error": "服务正在重启，请稍后再试"}, 503)
     return JSONResponse({})

@@ -350,6 +350,7 @@ class FakeDingTalk(ThreadedFake):
             self._deliveries: dict[str, _Delivery] = {}
             self._system_waiters: dict[str, _Delivery] = {}
             self._ignore_acks = 0
+            self._latency_s = 0.0
             self.registrations = 0
             self.connections_opened = 0
 
@@ -408,6 +409,10 @@ class FakeDingTalk(ThreadedFake):
         payload = body if body is not None else {"code": "ServiceUnavailable", "message": "故障"}
         with self._lock:
             self._faults.setdefault(path, []).append(_Fault(status, payload, times))
+
+    def set_latency(self, seconds: float) -> None:
+        """Answer every HTTP request `seconds` late, as the real API does across the internet."""
+        self._latency_s = seconds
 
     def ignore_acks(self, count: int = 1) -> None:
         """Drop the next `count` Stream acks as if lost, so those frames get redelivered."""
@@ -646,6 +651,8 @@ class FakeDingTalk(ThreadedFake):
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         faults.pop(0)  # type: ignore[union-attr]
+            if self._latency_s:
+                await asyncio.sleep(self._latency_s)
             if fault is not None:
                 return JSONResponse(fault.body, status_code=fault.status)
             return await handler(request)

@@ -7,13 +7,22 @@ import logging
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlencode
 
 from app.models import Platform
 from bot.dispatcher import Dispatcher
 from bot.outbox_worker import RobotHook, RobotSender
-from bot.types import CardAction, ChatType, IncomingMessage, Notification, Outcome, Reply
+from bot.types import (
+    CardAction,
+    ChatType,
+    Delivery,
+    IncomingMessage,
+    Notification,
+    Outcome,
+    Reply,
+)
 from bot.wecom.client import (
     APP_MARKDOWN_MAX_BYTES,
     WeComClient,
@@ -201,12 +210,28 @@ def robot_sender(client: WeComClient, picture: Callable[[str], bytes | None]) ->
 # ---------------------------------------------------------------------------- handling
 
 
-def handle_message(*, message: IncomingMessage, dispatcher: Dispatcher,
-                   respond: Callable[[str], None], deliverer: WeComDeliverer) -> None:
-    """Dispatch one message; `respond` carries the reply back into the same chat."""
+def dispatch_message(*, message: IncomingMessage, dispatcher: Dispatcher,
+                     respond: Callable[[str], None], deliverer: WeComDeliverer
+                     ) -> Delivery | None:
+    """Dispatch one message; what it produced is returned to be sent (None: nothing).
+    `respond` carries the reply back into the same chat."""
     outcome = dispatcher.dispatch(message)
     if outcome is None:
-        return
+        return None
+    return partial(_deliver, message, outcome, respond, deliverer)
+
+
+def handle_message(*, message: IncomingMessage, dispatcher: Dispatcher,
+                   respond: Callable[[str], None], deliverer: WeComDeliverer) -> None:
+    """Dispatch one message and send what it produced, in this thread (the long connection)."""
+    delivery = dispatch_message(message=message, dispatcher=dispatcher, respond=respond,
+                                deliverer=deliverer)
+    if delivery is not None:
+        delivery()
+
+
+def _deliver(message: IncomingMessage, outcome: Outcome, respond: Callable[[str], None],
+             deliverer: WeComDeliverer) -> None:
     if outcome.reply is not None:
         mention = (message.sender_userid
                    if outcome.reply.mention_sender and message.chat_type is ChatType.GROUP

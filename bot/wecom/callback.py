@@ -16,8 +16,8 @@ from bot.background import HandlerPool
 from bot.dispatcher import Dispatcher
 from bot.wecom.adapter import (
     WeComDeliverer,
+    dispatch_message,
     handle_card_event,
-    handle_message,
     message_from_aibot,
     message_from_app,
 )
@@ -138,7 +138,7 @@ async def wecom_app_callback(request: Request) -> Response:
     message = message_from_app(fields, received_at=datetime.now(UTC))
     if message is not None:
         userid = message.sender_userid or ""
-        return _handled_later(request, handle_message, message=message, dispatcher=dispatcher,
+        return _handled_later(request, dispatch_message, message=message, dispatcher=dispatcher,
                               respond=lambda markdown: channel.deliverer.markdown_to(userid,
                                                                                      markdown),
                               deliverer=channel.deliverer)
@@ -172,6 +172,6 @@ async def wecom_aibot_callback(request: Request) -> Response:
         channel.client.send_webhook(webhook=response_url,
                                     body={"msgtype": "markdown", "markdown": {"content": content}})
 
-    return _handled_later(request, handle_message, message=message,
+    return _handled_later(request, dispatch_message, message=message,
                           dispatcher=request.app.state.dispatcher, respond=respond,
                           deliverer=channel.deliverer)

@@ -13,6 +13,7 @@ import pytest
 
 from bot.dingtalk.client import DingTalkClient, DingTalkError
 from bot.fakes.dingtalk import FakeDingTalk
+from bot.http import platform_http
 
 CLIENT_ID = "dingclientid001"
 CLIENT_SECRET = "client-secret-不要外泄-001"
@@ -50,7 +51,7 @@ def fake(server: FakeDingTalk) -> FakeDingTalk:
 
 @pytest.fixture
 def http() -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=5.0) as client:
+    with platform_http(timeout_s=5.0) as client:
         yield client
 
 
@@ -534,3 +535,20 @@ def test_no_secret_or_token_reaches_the_logs(
     assert len(secrets) == 8  # two app tokens and two oapi tokens were issued
     assert [secret for secret in secrets if secret in logged] == []
     assert CLIENT_SECRET not in repr(client)
+
+
+def test_the_fake_can_answer_as_late_as_the_real_api(
+    client: DingTalkClient, fake: FakeDingTalk
+) -> None:
+    def timed_send() -> float:
+        started = time.perf_counter()
+        client.send_group(open_conversation_id=GROUP, msg_key="sampleText",
+                          msg_param={"content": "迟到的回答"})
+        return time.perf_counter() - started
+
+    timed_send()  # the token, once
+    fake.set_latency(0.25)
+    assert timed_send() >= 0.25
+    fake.reset()
+    fake.add_group(GROUP)
+    assert timed_send() < 0.25
