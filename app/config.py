@@ -43,11 +43,11 @@ class Settings(BaseSettings):
     http_timeout_s: float = 10.0
     # Threads handling chat messages after the platform got its answer. Each spends most of a
     # message on the interpreter lock and the rest waiting on the database: more threads slow
-    # the callback answers they compete with. The replies are then sent by CHAT_SEND_THREADS,
-    # which mostly wait on the platform's API (tens of ms a call), so there are more of them;
-    # but not many more: on 2 cores with an instant fake, 16 cost a reply 30% more CPU than 4.
+    # the callback answers they compete with. While the platform's API is slow (tens of ms a
+    # call), the replies are sent by CHAT_SEND_THREADS instead, which mostly wait, so there are
+    # more of them (bot/background.py).
     chat_handler_threads: int = Field(default=3, ge=1, le=64)
-    chat_send_threads: int = Field(default=8, ge=1, le=256)
+    chat_send_threads: int = Field(default=16, ge=1, le=256)
 
     # Outbox delivery. Posts go through a group's own robot (DingTalk custom robot, WeCom group
     # robot: DELIVERY_ROBOT_PER_MIN each, sliding minute) or the app's API (DELIVERY_APP_PER_MIN,

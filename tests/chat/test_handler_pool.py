@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from functools import partial
+
+import pytest
 
 from bot.background import HandlerPool
 
@@ -56,8 +59,36 @@ def test_shutdown_finishes_queued_work_then_refuses(caplog):
     assert "shutting down" in caplog.text
 
 
+def _deliveries_run_in(pool: HandlerPool, seconds: float, times: int) -> list[str]:
+    """Thread names the deliveries of `times` messages ran in, each taking `seconds`."""
+    where: list[str] = []
+
+    def deliver() -> None:
+        where.append(threading.current_thread().name)
+        time.sleep(seconds)
+
+    for _ in range(times):
+        pool.submit(lambda: deliver)
+        pool.join()
+    return where
+
+
+def test_deliveries_go_to_the_send_threads_while_the_platform_is_slow_and_come_back():
+    pool = HandlerPool(threads=1, send_threads=2, hand_off_above_s=0.01)
+    fast = _deliveries_run_in(pool, 0, 3)
+    assert all(name.startswith("chat-handler") for name in fast)
+    slow = _deliveries_run_in(pool, 0.03, 6)
+    assert slow[0].startswith("chat-handler") and slow[-1].startswith("chat-send")
+    assert pool.hands_off
+    again = _deliveries_run_in(pool, 0, 20)
+    assert again[-1].startswith("chat-handler") and not pool.hands_off
+    pool.shutdown()
+
+
 def test_a_slow_delivery_does_not_hold_the_next_message_back():
-    pool = HandlerPool(threads=1, send_threads=2)
+    pool = HandlerPool(threads=1, send_threads=2, hand_off_above_s=0.01)
+    _deliveries_run_in(pool, 0.03, 6)
+    assert pool.hands_off
     gate, second_handled, sent = threading.Event(), threading.Event(), []
 
     def first() -> Callable[[], None]:
@@ -77,8 +108,12 @@ def test_a_slow_delivery_does_not_hold_the_next_message_back():
     pool.shutdown()
 
 
-def test_a_failing_delivery_is_logged_and_join_waits_for_deliveries(caplog):
-    pool = HandlerPool(threads=1, send_threads=1)
+@pytest.mark.parametrize("slow_platform", [False, True])
+def test_a_failing_delivery_is_logged_and_join_waits_for_deliveries(caplog, slow_platform):
+    pool = HandlerPool(threads=1, send_threads=1, hand_off_above_s=0.01)
+    if slow_platform:
+        _deliveries_run_in(pool, 0.03, 6)
+    assert pool.hands_off is slow_platform
     sent: list[int] = []
 
     def broken() -> None:
@@ -94,7 +129,8 @@ def test_a_failing_delivery_is_logged_and_join_waits_for_deliveries(caplog):
 
 
 def test_shutdown_sends_what_the_queued_handlers_leave():
-    pool = HandlerPool(threads=1, send_threads=1)
+    pool = HandlerPool(threads=1, send_threads=1, hand_off_above_s=0.01)
+    _deliveries_run_in(pool, 0.03, 6)
     gate, sent = threading.Event(), []
     pool.submit(gate.wait, timeout=5)
     pool.submit(lambda: partial(sent.append, "reply"))  # queued behind the first
