@@ -32,3 +32,13 @@ def stop_on_signal(stop: Callable[[], None], *, message: str) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def wait_for(event: threading.Event) -> None:
+    """Block the main thread until `event` is set, still running signal handlers meanwhile.
+
+    A process-wide signal may be delivered to any thread; one that lands in another thread does
+    not wake a main thread blocked in a plain `wait()`, so its Python handler would never run.
+    """
+    while not event.wait(0.5):
+        pass

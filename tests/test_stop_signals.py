@@ -49,8 +49,9 @@ def test_the_scheduler_process_stops_cleanly_on_sigterm(db_url, tmp_path):
         while "scheduled monthly-board" not in process.stdout.readline():
             assert process.poll() is None
         process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
-        out = process.stdout.read()
+        # Read while waiting: a process blocked on a full pipe would never exit.
+        out, _ = process.communicate(timeout=30)
+        assert process.returncode == 0, out
         assert "SIGTERM received: stopping after the jobs in hand" in out
         assert "定时任务已停止" in out
     finally:

@@ -30,7 +30,7 @@ from app.jobs.board import monthly_board
 from app.jobs.evaluation import evaluation_close_due, evaluation_reminders
 from app.jobs.reminders import meeting_reminders, secretary_digest
 from app.services.attendance import finalize_due
-from app.stop_signals import stop_on_signal
+from app.stop_signals import stop_on_signal, wait_for
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +215,6 @@ def run_forever(*, engine: Engine, settings: Settings) -> None:
     with stop_on_signal(done.set, message="%s received: stopping after the jobs in hand"):
         scheduler.start()
         try:
-            done.wait()
+            wait_for(done)
         finally:
             scheduler.stop(wait=True)

@@ -14,7 +14,7 @@ from typing import Any, Self
 import uvicorn
 from starlette.applications import Starlette
 
-from app.stop_signals import stop_on_signal
+from app.stop_signals import stop_on_signal, wait_for
 
 
 class ThreadedFake:
@@ -105,4 +105,4 @@ def wait_until_stopped() -> None:
     """Block until Ctrl-C or SIGTERM (a fake started in the background never sees SIGINT)."""
     done = threading.Event()
     with stop_on_signal(done.set, message="%s received: stopping the fake"):
-        done.wait()
+        wait_for(done)
