@@ -437,7 +437,8 @@ class FakeDingTalk(ThreadedFake):
             session_webhook_expired_time=expires_at_ms,
             conversation_id=cid,
             corp_id=self.corp_id,
-            create_at=self.now_ms(),
+            # The moment the session was minted: two clock reads could differ by a millisecond.
+            create_at=expires_at_ms - int(session_ttl_s * 1000),
             **fields,
         )
 
