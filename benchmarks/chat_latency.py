@@ -8,14 +8,19 @@ then times, in the same run and against the same server:
 1. signed `/我的积分` callbacks from random members in their branch's group: the HTTP answer of
    each callback, and the end-to-end time until the reply for that message reaches the fake's
    session webhook;
-2. the ceiling: the same number of `GET /healthz` at the same concurrency.
+2. the ceiling: the same number of `GET /healthz` at the same concurrency;
+3. the floor: the same callbacks against the same server with a dispatcher that does no work
+   (`benchmarks/chat_floor.py`), answering each with a real reply's text and private note. It
+   costs only the platform's wire traffic (one callback in, two calls out), so its throughput
+   over the ceiling's is the highest ratio any implementation could reach on this machine.
 
 Each of the `--concurrency` senders waits for the reply to its callback before sending the next
 (`--hold reply`), so that many conversations are in flight: the server answers a callback before
 doing the work, and senders that waited only for that answer would queue work without limit.
 
 Progress goes to stderr; stdout gets exactly one JSON line. The exit status is non-zero when a
-callback is not answered 200, a reply is missing, or a reply lacks its 合计 line.
+callback is not answered 200, a reply is missing, or a reply lacks its 合计 line (or, from the
+floor, the canned text).
 
     .venv/bin/python benchmarks/chat_latency.py                 # 2,000 members, 2,000 requests
     .venv/bin/python benchmarks/chat_latency.py --members 500 --requests 300   # quick check
@@ -33,7 +38,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -76,6 +81,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ACTOR = "bench"
 COMMAND = "/我的积分"
 CALLBACK_PATH = "/bot/dingtalk/callback"
+FLOOR_APP = "benchmarks.chat_floor:app"
 CLIENT_ID = "dingbenchclient"
 TARGET_RATIO = 0.5  # replies per second over healthz per second
 TARGET_P99_MS = 30
@@ -257,10 +263,10 @@ def _resolve(future: asyncio.Future[float], value: float) -> None:
 
 
 @contextmanager
-def server(url: str, fake: TimedFake, secret: str, log_file: TextIO
+def server(url: str, fake: TimedFake, secret: str, log_file: TextIO, *,
+           app: str = "app.main:app", extra_env: dict[str, str] | None = None
            ) -> Iterator[tuple[str, int]]:
-    """`uvicorn app.main:app` (one worker) against the database and the fake; its base URL
-    and pid."""
+    """`uvicorn <app>` (one worker) against the database and the fake; its base URL and pid."""
     env = {
         "DATABASE_URL": url,
         "APP_ENV": "prod",
@@ -270,8 +276,9 @@ def server(url: str, fake: TimedFake, secret: str, log_file: TextIO
         "DINGTALK_API_BASE": fake.base_url,
         "DINGTALK_OAPI_BASE": fake.base_url,
         "LOG_LEVEL": "WARNING",
+        **(extra_env or {}),
     }
-    with uvicorn_server(env, log_file) as (base, pid):
+    with uvicorn_server(env, log_file, app=app) as (base, pid):
         yield base, pid
 
 
@@ -389,26 +396,44 @@ def wait_for_replies(fake: TimedFake, sessions: Sequence[str], timeout: float) -
         time.sleep(0.05)
 
 
-def measure(
-    base: str, pid: int, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
-    rng: random.Random,
-) -> dict[str, Any]:
-    """Warm-up, the timed callbacks, then the healthz ceiling on the same server."""
-    if args.warmup:
-        warm = prepare(fake, built, rng, args.warmup)
-        asyncio.run(send_callbacks(base, fake, secret, warm, args.concurrency, "reply",
-                                   args.reply_timeout))
-        asyncio.run(hit_healthz(base, args.warmup, args.concurrency))
-        missing = sum(1 for j in warm if j.session_id not in fake.replies)
-        log(f"warm-up: {args.warmup} callbacks ({missing} without reply) and healthz")
-    jobs = prepare(fake, built, rng, args.requests)
+@dataclass
+class Replies:
+    """What one timed batch of callbacks measured, end to end."""
+
+    callback: dict[str, float]
+    end_to_end: dict[str, float]
+    count: int  # replies received
+    missing: int
+    bad: int
+    non_200: int
+    transport: int
+    server_cpu_s: float | None  # the server process's CPU over the batch
+    bench_cpu_s: float  # this process's (the load generator's and the fake's)
+
+
+def warm_up(base: str, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
+            rng: random.Random) -> None:
+    """Untimed callbacks and healthz calls: connections, caches and the token are made."""
+    if not args.warmup:
+        return
+    warm = prepare(fake, built, rng, args.warmup)
+    asyncio.run(send_callbacks(base, fake, secret, warm, args.concurrency, "reply",
+                               args.reply_timeout))
+    asyncio.run(hit_healthz(base, args.warmup, args.concurrency))
+    missing = sum(1 for j in warm if j.session_id not in fake.replies)
+    log(f"warm-up: {args.warmup} callbacks ({missing} without reply) and healthz")
+
+
+def time_replies(base: str, pid: int, fake: TimedFake, secret: str, jobs: list[Job],
+                 args: argparse.Namespace, *, expected: Callable[[Job, str], bool]) -> Replies:
+    """Send `jobs` and wait for their replies; a reply whose text is not `expected` is bad."""
     log(f"timing {len(jobs):,} callbacks at concurrency {args.concurrency} "
         f"(slot held until the {args.hold})")
     cpu_before = process_cpu_s(pid), time.process_time()
     run = asyncio.run(send_callbacks(base, fake, secret, jobs, args.concurrency, args.hold,
                                      args.reply_timeout))
     wait_for_replies(fake, [j.session_id for j in jobs], args.reply_timeout)
-    cpu_replies = process_cpu_s(pid), time.process_time()
+    cpu_after = process_cpu_s(pid), time.process_time()
     first = min(run.sent.values())
     e2e: list[float] = []
     last_reply = first
@@ -421,60 +446,118 @@ def measure(
         arrived, text = reply
         e2e.append(arrived - run.sent[job.session_id])
         last_reply = max(last_reply, arrived)
-        if "合计" not in text or job.member.name not in text:
+        if not expected(job, text):
             bad += 1
             if bad <= 3:
                 log(f"unexpected reply for {job.member.userid}: {text[:200]!r}")
-    callback = figures(run.answered, len(run.answered), run.last_answer - first)
-    end_to_end = figures(e2e, len(e2e), last_reply - first)
-    log(f"callbacks: {callback}; end to end: {end_to_end}; missing {missing}, bad {bad}")
+    replies = Replies(
+        callback=figures(run.answered, len(run.answered), run.last_answer - first),
+        end_to_end=figures(e2e, len(e2e), last_reply - first),
+        count=len(e2e), missing=missing, bad=bad,
+        non_200=sum(n for status, n in run.statuses.items() if status != 200),
+        transport=run.transport_errors,
+        server_cpu_s=(None if cpu_before[0] is None or cpu_after[0] is None
+                      else cpu_after[0] - cpu_before[0]),
+        bench_cpu_s=cpu_after[1] - cpu_before[1],
+    )
+    log(f"callbacks: {replies.callback}; end to end: {replies.end_to_end}; "
+        f"missing {missing}, bad {bad}")
+    return replies
+
+
+def measure(
+    base: str, pid: int, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
+    rng: random.Random,
+) -> tuple[Replies, dict[str, Any]]:
+    """Warm-up, the timed callbacks, then the healthz ceiling on the same server."""
+    warm_up(base, fake, secret, built, args, rng)
+    replies = time_replies(base, pid, fake, secret, prepare(fake, built, rng, args.requests),
+                           args, expected=lambda job, text: "合计" in text
+                           and job.member.name in text)
     log(f"timing {args.requests:,} GET /healthz at concurrency {args.concurrency}")
+    cpu_before = process_cpu_s(pid), time.process_time()
     health_ms, health_span, health_bad = asyncio.run(
         hit_healthz(base, args.requests, args.concurrency))
-    cpu_healthz = process_cpu_s(pid), time.process_time()
+    cpu_after = process_cpu_s(pid), time.process_time()
     healthz = figures(health_ms, len(health_ms), health_span)
     log(f"healthz: {healthz}")
-    non_200 = sum(n for status, n in run.statuses.items() if status != 200)
-    ratio = end_to_end["per_s"] / healthz["per_s"] if healthz["per_s"] else 0.0
-    return {
-        "callback": callback,
-        "end_to_end": end_to_end,
+    ratio = replies.end_to_end["per_s"] / healthz["per_s"] if healthz["per_s"] else 0.0
+    server_healthz_s = (None if cpu_before[0] is None or cpu_after[0] is None
+                        else cpu_after[0] - cpu_before[0])
+    return replies, {
+        "callback": replies.callback,
+        "end_to_end": replies.end_to_end,
         "healthz": healthz,
         "ratio": round(ratio, 3),
         # What each costs the server process in CPU: unlike the throughputs, this does not move
         # with the load generator's own speed (it shares the machine).
-        "server_cpu_ms": cpu_per_answer(cpu_before[0], cpu_replies[0], cpu_healthz[0],
-                                        replies=len(e2e), healthz=len(health_ms)),
+        "server_cpu_ms": cpu_per_answer(replies.server_cpu_s, server_healthz_s,
+                                        replies=replies.count, healthz=len(health_ms)),
         # The same for this process, the load generator and the fake DingTalk: the two share the
         # machine's cores, so a reply costs the sum, and whichever saturates first sets the pace.
-        "bench_cpu_ms": cpu_per_answer(cpu_before[1], cpu_replies[1], cpu_healthz[1],
-                                       replies=len(e2e), healthz=len(health_ms)),
+        "bench_cpu_ms": cpu_per_answer(replies.bench_cpu_s, cpu_after[1] - cpu_before[1],
+                                       replies=replies.count, healthz=len(health_ms)),
         # The issue's targets. Which p99 it means is not said, so both are judged: the callback's
         # HTTP answer (what DingTalk waits for) and the reply (what the member waits for).
         "targets": {
             "ratio_min": TARGET_RATIO, "p99_ms_max": TARGET_P99_MS,
             "ratio_met": ratio >= TARGET_RATIO,
-            "callback_p99_met": callback["p99_ms"] <= TARGET_P99_MS,
-            "end_to_end_p99_met": end_to_end["p99_ms"] <= TARGET_P99_MS,
+            "callback_p99_met": replies.callback["p99_ms"] <= TARGET_P99_MS,
+            "end_to_end_p99_met": replies.end_to_end["p99_ms"] <= TARGET_P99_MS,
         },
         "errors": {
-            "non_200": non_200 + health_bad, "transport": run.transport_errors,
-            "missing_replies": missing, "bad_replies": bad,
+            "non_200": replies.non_200 + health_bad, "transport": replies.transport,
+            "missing_replies": replies.missing, "bad_replies": replies.bad,
         },
         "private_notifications": sum(1 for m in fake.sent if m.kind == "single"),
     }
 
 
-def cpu_per_answer(before: float | None, replies_done: float | None,
-                   healthz_done: float | None, *, replies: int, healthz: int
-                   ) -> dict[str, float] | None:
+def cpu_per_answer(reply_s: float | None, healthz_s: float | None, *, replies: int,
+                   healthz: int) -> dict[str, float] | None:
     """A process's CPU per reply and per healthz answer (ms), and their ratio."""
-    if before is None or replies_done is None or healthz_done is None or not replies or not healthz:
+    if reply_s is None or healthz_s is None or not replies or not healthz:
         return None
-    per_reply = (replies_done - before) * 1000 / replies
-    per_healthz = (healthz_done - replies_done) * 1000 / healthz
+    per_reply = reply_s * 1000 / replies
+    per_healthz = healthz_s * 1000 / healthz
     return {"per_reply": round(per_reply, 3), "per_healthz": round(per_healthz, 3),
             "healthz_over_reply": round(per_healthz / per_reply, 3) if per_reply else 0.0}
+
+
+def canned_outcome(fake: TimedFake) -> dict[str, str]:
+    """A real reply's text (without its trailing @mention) and private note, for the floor."""
+    session = next(m for m in fake.sent if m.kind == "session")
+    canned = {"BENCH_FLOOR_REPLY": session.body["markdown"]["text"].rsplit("\n\n@", 1)[0]}
+    note = next((m for m in fake.sent if m.kind == "single"), None)
+    if note is not None and note.msg_param is not None:
+        canned["BENCH_FLOOR_NOTE"] = note.msg_param["text"]
+    return canned
+
+
+def measure_floor(
+    base: str, pid: int, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
+    rng: random.Random, real: Replies, canned: str, healthz_per_s: float,
+) -> dict[str, Any]:
+    """The same callbacks against the floor server (no work but the wire traffic)."""
+    warm_up(base, fake, secret, built, args, rng)
+    # The canned text proves the floor's dispatcher, not the real one, answered.
+    floor = time_replies(base, pid, fake, secret, prepare(fake, built, rng, args.requests),
+                         args, expected=lambda job, text: canned in text)
+    per_s = floor.end_to_end["per_s"]
+    return {
+        "callback": floor.callback,
+        "end_to_end": floor.end_to_end,
+        "server_cpu_ms_per_reply": (None if floor.server_cpu_s is None or not floor.count
+                                    else round(floor.server_cpu_s * 1000 / floor.count, 3)),
+        "bench_cpu_ms_per_reply": (round(floor.bench_cpu_s * 1000 / floor.count, 3)
+                                   if floor.count else None),
+        "reply_over_floor": round(real.end_to_end["per_s"] / per_s, 3) if per_s else 0.0,
+        # The highest `ratio` any implementation could reach here: the target is within reach
+        # only if this is at least TARGET_RATIO.
+        "floor_over_healthz": round(per_s / healthz_per_s, 3) if healthz_per_s else 0.0,
+        "errors": {"non_200": floor.non_200, "transport": floor.transport,
+                   "missing_replies": floor.missing, "bad_replies": floor.bad},
+    }
 
 
 # ---------------------------------------------------------------- main
@@ -524,7 +607,14 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
             fake.set_latency(args.platform_latency_ms / 1000)
             try:
                 with server(url, fake, secret, server_log) as (base, pid):
-                    result = measure(base, pid, fake, secret, built, args, rng)
+                    replies, result = measure(base, pid, fake, secret, built, args, rng)
+                log("the floor: the same server with a dispatcher that does no work")
+                canned = canned_outcome(fake)
+                with server(url, fake, secret, server_log, app=FLOOR_APP,
+                            extra_env=canned) as (base, pid):
+                    result["floor"] = measure_floor(base, pid, fake, secret, built, args, rng,
+                                                    replies, canned["BENCH_FLOOR_REPLY"],
+                                                    result["healthz"]["per_s"])
             finally:
                 server_log.seek(0)
                 lines = server_log.read().splitlines()
@@ -559,9 +649,9 @@ def main(argv: list[str] | None = None) -> int:
                           name="partypoints_bench_chat", keep=args.keep) as url:
         result = run(args, url)
     print(json.dumps(result, ensure_ascii=False))
-    errors = result["errors"]
-    failed = errors["non_200"] or errors["transport"] or errors["missing_replies"] \
-        or errors["bad_replies"]
+    failed = any(result["errors"][k] for k in ("non_200", "transport", "missing_replies",
+                                               "bad_replies")) \
+        or any(result["floor"]["errors"].values())
     return 1 if failed else 0
 
 

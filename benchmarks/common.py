@@ -123,11 +123,12 @@ def _die_with_parent() -> None:
 
 
 @contextmanager
-def uvicorn_server(env: dict[str, str], log_file: TextIO) -> Iterator[tuple[str, int]]:
-    """The real server (`uvicorn app.main:app`, one worker) with `env` on a free port, ready
-    (its /readyz answered); yields its base URL and pid, and stops it on the way out."""
+def uvicorn_server(env: dict[str, str], log_file: TextIO, *, app: str = "app.main:app"
+                   ) -> Iterator[tuple[str, int]]:
+    """The real server (`uvicorn <app>`, one worker) with `env` on a free port, ready (its
+    /readyz answered); yields its base URL and pid, and stops it on the way out."""
     port = free_port()
-    command = [str(ROOT / ".venv" / "bin" / "uvicorn"), "app.main:app", "--host", "127.0.0.1",
+    command = [str(ROOT / ".venv" / "bin" / "uvicorn"), app, "--host", "127.0.0.1",
                "--port", str(port), "--workers", "1"]
     process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=log_file,
                                stderr=subprocess.STDOUT,
