@@ -4,8 +4,9 @@
 handler pool, DingTalk client and deliverer) with one change: every robot message is answered,
 without touching the database, by a canned outcome of the same shape and size as a real
 `/我的积分` answer (a reply through the session webhook and, when `BENCH_FLOOR_NOTE` is set, a
-private note through the OpenAPI). What it sustains is the most any implementation of the
-command can reach on this stack and machine, since the platform's wire traffic cannot be skipped.
+private note through the OpenAPI). What it sustains is the most the command can reach with this
+stack (uvicorn, FastAPI, httpx) on this machine, since the platform's wire traffic cannot be
+skipped.
 """
 
 from __future__ import annotations
