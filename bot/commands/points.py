@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from app.domain.periods import month_key, parse_month, previous_month
+from app.domain.periods import month_key, month_label, parse_month, previous_month
 from app.domain.scheme import RankingMode, Scheme
 from app.domain.scoring import BoardRow as VisibleRow
 from app.domain.scoring import visible_board
@@ -52,7 +52,7 @@ def _ranking(ctx: Context, period: str) -> tuple[RankingMode, int | None]:
     branch = branch_of(ctx.session, ctx.person)
     version = schemes.version_for(session=ctx.session, org=branch, period=period)
     if version is None:
-        raise UserError(f"{period} 还没有生效的积分方案，请联系党委管理员。")
+        raise UserError(f"{month_label(period)}还没有生效的积分方案，请联系党委管理员。")
     scheme: Scheme = schemes.scheme_of(version)
     return scheme.ranking.mode, scheme.ranking.n
 
@@ -72,9 +72,8 @@ def my_points(ctx: Context) -> Outcome:
     period = period_of(ctx)
     report = member_standing(session=ctx.session, person=ctx.person, period=period)
     score = report.score
-    year, month = parse_month(period)
     total = "一票否决，本月不计分" if score.vetoed else f"**{fmt(report.total)}** 分"
-    lines = [f"### {ctx.person.name} · {year}年{month}月积分",
+    lines = [f"### {ctx.person.name} · {month_label(period)}积分",
              f"合计 {total}（基础分 {fmt(score.base)} + 加分 {fmt(score.bonus)}）"
              + ("，已结账" if report.closed else "")]
     for d in score.dimensions:
@@ -83,12 +82,15 @@ def my_points(ctx: Context) -> Outcome:
         lines.append(f"- 待审核：{report.pending.count} 条（合计 {fmt(report.pending.points)} 分）")
     mode = report.scheme.ranking.mode
     rank = (f"支部排名：第 {report.rank_in_branch} 名 / 共 {report.branch_size} 人"
-            if report.rank_in_branch else "本月暂无排名")
+            if report.rank_in_branch else None)
     notifications: list[Notification] = []
-    if mode is RankingMode.full or not ctx.in_group:
+    if rank is None:
+        lines.append("暂无支部排名")
+    elif mode is RankingMode.full or not ctx.in_group:
         lines.append(rank)
     else:
-        notifications = _private(ctx, f"{ctx.person.name}，您 {period} 的{rank}（仅您可见）")
+        notifications = _private(
+            ctx, f"{ctx.person.name}，您{month_label(period)}的{rank}（仅您可见）")
         lines.append("排名已私信发给您。")
     lines.append("发送 /排行 查看支部积分榜。")
     lines.append(f"详情：{my_points_url(ctx.settings, period)}")
@@ -134,7 +136,7 @@ def board(ctx: Context) -> Outcome:
     rows = [VisibleRow(r.person_id, r.name, r.total, r.rank) for r in full.rows]
     cut = visible_board(mode=mode, rows=rows, viewer_key=ctx.person.id, n=n)
     state = "已结账" if full.closed else "实时"
-    lines = [f"### {branch.name} {period} 积分榜（{state}）"]
+    lines = [f"### {branch.name} {month_label(period)}积分榜（{state}）"]
     if mode is RankingMode.off:
         lines.append("本支部未开启排名公示。")
     elif mode is RankingMode.aggregates:
@@ -147,12 +149,12 @@ def board(ctx: Context) -> Outcome:
             lines.append(f"支部平均分：{fmt(cut.average)}")
     own = cut.own
     own_line = (f"您的积分 {fmt(own.score)}，第 {own.rank} 名" if own and own.rank
-                else "您本月暂无排名")
+                else "您暂无排名")
     notifications: list[Notification] = []
     if own is None or own not in cut.rows:
         # The asker's own row is theirs to see, but never posted to the group unless public.
         if ctx.in_group:
-            notifications = _private(ctx, f"{period} {own_line}（仅您可见）")
+            notifications = _private(ctx, f"{month_label(period)}，{own_line}（仅您可见）")
         else:
             lines.append(own_line)
     return Outcome(Reply("\n".join(lines), title="支部积分榜", markdown=True), notifications)

@@ -1,0 +1,63 @@
+"""/我的积分 and /排行 wording: months as people write them, and no rank where there is none."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from app.config import Settings
+from app.db import write_session
+from app.domain.periods import month_key, month_label
+from app.services import orgs
+from app.services.ledger import Actor, record_entry, review_entry
+from app.services.people import find_person
+from bot.runtime import build_dispatcher
+from tests.chat import conformance as suite
+from tests.chat.drivers import DispatcherDriver
+
+
+@pytest.fixture
+def chat(db, db_url) -> tuple[DispatcherDriver, str, str]:
+    """The conformance world through dispatch(), its branch group, and this month's label."""
+    now = datetime.now(UTC)
+    suite.seed_world(db, now)
+    settings = Settings(_env_file=None, database_url=db_url)
+    driver = DispatcherDriver(db, build_dispatcher(engine=db, settings=settings))
+    with write_session(db) as s:
+        group = driver.bind(orgs.find_by_path_or_name(s, suite.BRANCH))
+    return driver, group, month_label(month_key(now, settings.tz))
+
+
+def test_the_private_rank_names_the_month_in_words(chat):
+    driver, group, label = chat
+    said = driver.say(suite.MEMBER, "/我的积分", group=group)
+    assert f"· {label}积分" in (said.reply or "")
+    assert said.private[suite.MEMBER] == [
+        f"{find_name(driver)}，您{label}的支部排名：第 1 名 / 共 12 人（仅您可见）"]
+
+
+def test_the_board_heading_names_the_month_in_words(chat):
+    driver, group, label = chat
+    said = driver.say(suite.SECRETARY, "/排行", group=group)
+    assert f"{suite.BRANCH} {label}积分榜（实时）" in (said.reply or "")
+
+
+def test_a_vetoed_member_is_told_there_is_no_rank_and_gets_no_private_message(chat, db):
+    driver, group, _ = chat
+    with write_session(db) as s:
+        member = find_person(session=s, key=suite.MEMBER)
+        secretary = find_person(session=s, key=suite.SECRETARY)
+        veto = record_entry(session=s, member_id=member.id, indicator_code="veto_law",
+                            occurred_on=datetime.now(UTC).date(), reason="测试否决",
+                            actor=Actor("test"))
+        review_entry(session=s, entry_id=veto.id, approve=True,
+                     actor=Actor(secretary.name, secretary.id))
+    said = driver.say(suite.MEMBER, "/我的积分", group=group)
+    assert "一票否决" in (said.reply or "") and "暂无支部排名" in (said.reply or "")
+    assert "私信" not in (said.reply or "") and not said.private
+
+
+def find_name(driver: DispatcherDriver) -> str:
+    with write_session(driver.engine) as s:
+        return find_person(session=s, key=suite.MEMBER).name
