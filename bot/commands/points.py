@@ -9,10 +9,12 @@ from app.domain.scheme import RankingMode, Scheme
 from app.domain.scoring import BoardRow as VisibleRow
 from app.domain.scoring import visible_board
 from app.links import my_points_url
+from app.models import Organization
 from app.services import schemes
 from app.services.board_post import board_row_line
 from app.services.reports import (
     ReportError,
+    YearBoard,
     branch_board,
     branch_of,
     branch_year,
@@ -80,29 +82,40 @@ def my_points(ctx: Context) -> Outcome:
         lines.append(f"- {d.name}：{fmt(d.score)} / {fmt(d.max)}")
     if report.pending.count:
         lines.append(f"- 待审核：{report.pending.count} 条（合计 {fmt(report.pending.points)} 分）")
-    mode = report.scheme.ranking.mode
-    rank = (f"支部排名：第 {report.rank_in_branch} 名 / 共 {report.branch_size} 人"
-            if report.rank_in_branch else None)
-    notifications: list[Notification] = []
-    if rank is None:
-        lines.append("暂无支部排名")
-    elif mode is RankingMode.full or not ctx.in_group:
-        lines.append(rank)
-    else:
-        notifications = _private(
-            ctx, f"{ctx.person.name}，您{month_label(period)}的{rank}（仅您可见）")
-        lines.append("排名已私信发给您。")
+    rank_line, notifications = _own_rank(
+        ctx, mode=report.scheme.ranking.mode, label=month_label(period),
+        rank=report.rank_in_branch, size=report.branch_size)
+    lines.append(rank_line)
     lines.append("发送 /排行 查看支部积分榜。")
     lines.append(f"详情：{my_points_url(ctx.settings, period)}")
     return Outcome(Reply("\n".join(lines), title="我的积分", markdown=True,
                          mention_sender=True), notifications)
 
 
+def _own_rank(ctx: Context, *, mode: RankingMode, label: str, rank: int | None, size: int
+              ) -> tuple[str, list[Notification]]:
+    """The asker's rank: in the reply where everyone may see ranks (or in a 1:1 chat), else
+    privately, with a line saying so."""
+    if rank is None:
+        return "暂无支部排名", []
+    text = f"支部排名：第 {rank} 名 / 共 {size} 人"
+    if mode is RankingMode.full or not ctx.in_group:
+        return text, []
+    return "排名已私信发给您。", _private(ctx, f"{ctx.person.name}，您{label}的{text}（仅您可见）")
+
+
+def _this_year(ctx: Context, branch: Organization) -> YearBoard:
+    """The branch's year through this month."""
+    year, month = parse_month(month_key(ctx.now, ctx.settings.tz))
+    try:
+        return branch_year(session=ctx.session, branch=branch, year=year, through=month)
+    except ReportError as exc:
+        raise UserError(str(exc)) from None
+
+
 def _my_year(ctx: Context) -> Outcome:
-    this_month = month_key(ctx.now, ctx.settings.tz)
-    year, month = parse_month(this_month)
-    board = branch_year(session=ctx.session, branch=branch_of(ctx.session, ctx.person),
-                        year=year, through=month)
+    board = _this_year(ctx, branch_of(ctx.session, ctx.person))
+    year, month = board.year, board.through
     row = next((r for r in board.rows if r.person_id == ctx.person.id), None)
     if row is None or row.year is None:
         raise UserError(f"您在 {year} 年还没有计分月份。")
@@ -114,29 +127,52 @@ def _my_year(ctx: Context) -> Outcome:
         lines.append("- 民主评议分尚未录入，暂按月均基础分计算")
     if row.grade:
         lines.append(f"- 当前等级：{row.grade}")
+    mode, _ = _ranking(ctx, f"{year:04d}-{month:02d}")
+    rank_line, notifications = _own_rank(ctx, mode=mode, label=f"{year}年度", rank=row.rank,
+                                         size=len(board.rows))
+    lines.append(rank_line)
     return Outcome(Reply("\n".join(lines), title="我的年度积分", markdown=True,
-                         mention_sender=True))
+                         mention_sender=True), notifications)
 
 
 def _board_lines(visible: list[VisibleRow]) -> list[str]:
     return [board_row_line(r) for r in visible] or ["（暂无数据）"]
 
 
-@router.command("排行", summary="查看本支部积分榜", usage="/排行 [本月|上月]",
+@router.command("排行", summary="查看本支部积分榜", usage="/排行 [本月|上月|本年]",
                 aliases=("排名", "积分榜", "排行榜"))
 def board(ctx: Context) -> Outcome:
-    """The branch board for a month, cut to what the ranking mode lets others see."""
+    """The branch board for a month or the year so far, cut to what the ranking mode lets
+    others see."""
+    if ctx.args and ctx.args[0] in ("本年", "今年"):
+        branch = branch_of(ctx.session, ctx.person)
+        year = _this_year(ctx, branch)
+        period = f"{year.year:04d}-{year.through:02d}"
+        rows = [VisibleRow(r.person_id, r.name, r.year.score if r.year else None, r.rank)
+                for r in year.rows]
+        heading = f"{branch.name} {year.year}年度积分榜（截至{year.through}月）"
+        return _board_reply(ctx, period=period, heading=heading, rows=rows,
+                            own_label=f"{year.year}年度", own_score="年度积分")
     period = period_of(ctx)
     branch = branch_of(ctx.session, ctx.person)
     try:
         full = branch_board(session=ctx.session, branch=branch, period=period)
     except ReportError as exc:
         raise UserError(str(exc)) from None
-    mode, n = _ranking(ctx, period)
     rows = [VisibleRow(r.person_id, r.name, r.total, r.rank) for r in full.rows]
-    cut = visible_board(mode=mode, rows=rows, viewer_key=ctx.person.id, n=n)
     state = "已结账" if full.closed else "实时"
-    lines = [f"### {branch.name} {month_label(period)}积分榜（{state}）"]
+    return _board_reply(ctx, period=period,
+                        heading=f"{branch.name} {month_label(period)}积分榜（{state}）",
+                        rows=rows, own_label=month_label(period), own_score="积分")
+
+
+def _board_reply(ctx: Context, *, period: str, heading: str, rows: list[VisibleRow],
+                 own_label: str, own_score: str) -> Outcome:
+    """A board cut to the ranking mode of `period`; the asker's own row is added, in the
+    reply where only they see it (1:1), else privately."""
+    mode, n = _ranking(ctx, period)
+    cut = visible_board(mode=mode, rows=rows, viewer_key=ctx.person.id, n=n)
+    lines = [f"### {heading}"]
     if mode is RankingMode.off:
         lines.append("本支部未开启排名公示。")
     elif mode is RankingMode.aggregates:
@@ -148,13 +184,13 @@ def board(ctx: Context) -> Outcome:
         if cut.average is not None:
             lines.append(f"支部平均分：{fmt(cut.average)}")
     own = cut.own
-    own_line = (f"您的积分 {fmt(own.score)}，第 {own.rank} 名" if own and own.rank
+    own_line = (f"您的{own_score} {fmt(own.score)}，第 {own.rank} 名" if own and own.rank
                 else "您暂无排名")
     notifications: list[Notification] = []
     if own is None or own not in cut.rows:
         # The asker's own row is theirs to see, but never posted to the group unless public.
         if ctx.in_group:
-            notifications = _private(ctx, f"{month_label(period)}，{own_line}（仅您可见）")
+            notifications = _private(ctx, f"{own_label}，{own_line}（仅您可见）")
         else:
             lines.append(own_line)
     return Outcome(Reply("\n".join(lines), title="支部积分榜", markdown=True), notifications)

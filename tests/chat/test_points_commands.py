@@ -61,3 +61,27 @@ def test_a_vetoed_member_is_told_there_is_no_rank_and_gets_no_private_message(ch
 def find_name(driver: DispatcherDriver) -> str:
     with write_session(driver.engine) as s:
         return find_person(session=s, key=suite.MEMBER).name
+
+
+def test_the_year_board_ranks_the_branch_by_the_schemes_year_formula(chat):
+    driver, group, label = chat
+    year, month = label[:4], label[5:-1]
+    said = driver.say(suite.SECRETARY, "/排行 本年", group=group)
+    reply = said.reply or ""
+    assert f"### {suite.BRANCH} {year}年度积分榜（截至{month}月）" in reply
+    assert "前 10 名：" in reply
+    # The member with points leads; the rest tie at 0, and a tie at the cut is shown whole.
+    assert f"- 第 1 名 {find_name(driver)} " in reply and reply.count("- 第 2 名 ") == 11
+    assert not said.private  # the secretary's own row is on the public board
+
+
+def test_my_year_rank_goes_privately_in_a_group_and_inline_one_to_one(chat):
+    driver, group, label = chat
+    year = label[:4]
+    in_group = driver.say(suite.MEMBER, "/我的积分 本年", group=group)
+    reply = in_group.reply or ""
+    assert f"{year}年积分" in reply and "排名已私信发给您" in reply
+    assert in_group.private[suite.MEMBER] == [
+        f"{find_name(driver)}，您{year}年度的支部排名：第 1 名 / 共 12 人（仅您可见）"]
+    alone = driver.say(suite.MEMBER, "/我的积分 今年")
+    assert "支部排名：第 1 名 / 共 12 人" in (alone.reply or "") and not alone.private
