@@ -110,6 +110,29 @@ def test_live_boards_are_reused_until_something_is_written(db):
     assert fresh.board.rows[0].name == second.name
 
 
+def test_a_year_board_is_scored_once_until_the_data_changes(db):
+    with write_session(db) as s:
+        built = build_org(s, members=2)
+        first, second = built.everyone()
+        give(s, first, 3, "online_study", 5)
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        board = branch_year(session=s, branch=branch, year=2026, through=12)
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        with Statements(db) as seen:
+            assert branch_year(session=s, branch=branch, year=2026, through=12) is board
+    assert seen.count == 1  # the data version; no entry is read again
+    assert board.rows[0].person_id == first.id
+    with write_session(db) as s:
+        give(s, second, 4, "online_study", 5)
+    with write_session(db) as s:
+        branch = s.get(Organization, built.branches[0].id)
+        fresh = branch_year(session=s, branch=branch, year=2026, through=12)
+    assert fresh is not board
+    assert [r.rank for r in board.rows] == [1, 2] and [r.rank for r in fresh.rows] == [1, 1]
+
+
 def test_a_cached_board_expires(db):
     with write_session(db) as s:
         built = build_org(s, members=2)

@@ -489,10 +489,21 @@ def first_eligible_month(person: Person, year: int) -> int | None:
     return joined.month if joined.year == year else None
 
 
+# Scoring a 700-member branch's year means twelve months per member (over half a second by
+# December); members asking for the year board in the chat or on the H5 page ask in bursts.
+_years: VersionedCache[tuple[str, int, int], YearBoard] = VersionedCache(size=64)
+
+
 def branch_year(*, session: Session, branch: Organization, year: int, through: int) -> YearBoard:
-    """Annual scores of a branch's members through `through`, with grades, ranks and tiers."""
+    """Annual scores of a branch's members through `through`, with grades, ranks and tiers
+    (kept while the data version stands)."""
     if not 1 <= through <= 12:
         raise ReportError("月份应在 1–12 之间")
+    return _years.get_or_build(session, (branch.path, year, through),
+                               lambda: _branch_year(session, branch, year, through))
+
+
+def _branch_year(session: Session, branch: Organization, year: int, through: int) -> YearBoard:
     scheme, _, _ = _scheme_for(session, branch, f"{year:04d}-{through:02d}")
     members = _branch_members(session, branch)
     months = months_in_order(session=session, org=branch, person_ids=[p.id for p in members],
