@@ -20,7 +20,7 @@ from sqlmodel import Session
 from app.config import Settings
 from app.db import utcnow
 from app.deps import SessionDep, SettingsDep
-from app.domain.periods import month_key, previous_month, quarter_key
+from app.domain.periods import FIRST_YEAR, LAST_YEAR, month_key, previous_month, quarter_key
 from app.domain.scheme import RankingMode, Scheme, Source
 from app.domain.scoring import BoardRow as VisibleRow
 from app.domain.scoring import DimensionLine, MonthScore, competition_rank, visible_board
@@ -115,7 +115,8 @@ def resolve_period(raw: str | None, *, today: str) -> Period:
     }
     key = words.get(text, text.upper())
     match = _PERIOD_KEY.match(key)
-    if match is None or (match["month"] and not 1 <= int(match["month"]) <= 12):
+    if (match is None or (match["month"] and not 1 <= int(match["month"]) <= 12)
+            or not FIRST_YEAR <= int(match["year"]) <= LAST_YEAR):
         raise Refused(400, f"看不懂“{text[:20]}”。{PERIOD_HINT}")
     year = int(match["year"])
     # Keys are rebuilt from the numbers: \d also matches full-width digits typed on a phone.

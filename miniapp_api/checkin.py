@@ -18,6 +18,7 @@ from app.config import Settings
 from app.db import utcnow, write_session
 from app.deps import EngineDep, SessionDep, SettingsDep
 from app.domain.checkin import window_ends_at, window_index
+from app.domain.ids import record_id
 from app.links import checkin_url
 from app.models import Activity, CheckIn, Person
 from app.services.activities import ActivityError, managed_activity, status_at
@@ -220,8 +221,8 @@ def screen_page(activity_id: int, request: Request, person: PagePerson, session:
 def checkin_page(request: Request, person: PagePerson, session: SessionDep,
                  t: str = "") -> HTMLResponse:
     """Where a scanned code lands: asks for the position if needed, then checks in."""
-    activity_id = t.split(".", 1)[0]
-    activity = session.get(Activity, int(activity_id)) if activity_id.isdigit() else None
+    activity_id = record_id(t.split(".", 1)[0])
+    activity = session.get(Activity, activity_id) if activity_id is not None else None
     needs_position = bool(activity and activity.geo_radius_m)
     return templates.TemplateResponse(request, "checkin.html",
                                       {"title": "扫码签到", "token": t, "person": person,

@@ -16,6 +16,7 @@ from miniapp_api import (
     api_me,
     auth,
     checkin,
+    errors,
     media,
     pages_activities,
     pages_evaluation,
@@ -28,6 +29,7 @@ from miniapp_api.templating import STATIC_DIR, configure
 def install(app: FastAPI, settings: Settings) -> None:
     """Add the API routes, the H5 pages and their static files to `app`."""
     configure(settings.tz)
+    errors.install(app)
     app.include_router(auth.router)
     if settings.app_env == "dev":
         app.include_router(auth.dev_router)

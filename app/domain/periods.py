@@ -22,10 +22,15 @@ def month_key_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+# Years a month key may name: the neighbouring months of any of them are still dates.
+FIRST_YEAR, LAST_YEAR = 1900, 9998
+
+
 def parse_month(key: str) -> tuple[int, int]:
     """(year, month) of `2026-11`; ValueError for anything else."""
     match = _MONTH.match(key.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
+    if (not match or not 1 <= int(match.group(2)) <= 12
+            or not FIRST_YEAR <= int(match.group(1)) <= LAST_YEAR):
         raise ValueError(f"“{key}”不是有效的月份（例如 2026-11）")
     return int(match.group(1)), int(match.group(2))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.domain.ids import record_id
 from app.models import Activity, LeaveStatus
 from app.services.activities import LEAVE_KINDS, ActivityError, request_leave, upcoming
 from app.services.notices import queue_leave_requested
@@ -39,13 +40,14 @@ def activities(ctx: Context) -> Reply:
 @router.command("请假", summary="为某次活动请假", usage="/请假 活动序号 病假|事假|公假 理由")
 def ask_leave(ctx: Context) -> Outcome:
     """Create a leave request and send the branch secretary a card to decide it."""
-    if len(ctx.args) < 3 or not ctx.args[0].isdigit():
+    activity_id = record_id(ctx.args[0]) if ctx.args else None
+    if len(ctx.args) < 3 or activity_id is None:
         kinds = "|".join(LEAVE_KINDS)
         raise UserError(f"请按格式发送：/请假 活动序号 {kinds} 理由，例如 /请假 3 事假 出差在外。"
                         "发送 /活动 查看序号。")
     try:
         leave = request_leave(session=ctx.session, person=ctx.person,
-                              activity_id=int(ctx.args[0]), kind=ctx.args[1],
+                              activity_id=activity_id, kind=ctx.args[1],
                               reason=" ".join(ctx.args[2:]), now=ctx.now)
     except ActivityError as exc:
         hint = "，请先发送 /活动 查看序号" if str(exc).startswith("找不到活动") else ""

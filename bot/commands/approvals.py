@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from app.config import Settings
+from app.domain.ids import record_id
 from app.domain.vocab import Role
 from app.links import reviews_url
 from app.models import EntrySource, LeaveStatus, LedgerEntry, Person
@@ -71,9 +72,10 @@ def _number(ctx: Context, verb: str) -> tuple[str, int]:
         raise UserError(f"请写上编号，例如 /{verb} Q12（请假）或 /{verb} S7（申报）。")
     text = ctx.args[0].upper()
     kind, digits = (text[0], text[1:]) if text[:1] in ("Q", "S") else ("Q", text)
-    if not digits.isdigit():
+    number = record_id(digits)
+    if number is None:
         raise UserError(f"看不懂编号“{ctx.args[0]}”，应为 Q12 或 S7 这样的编号。")
-    return kind, int(digits)
+    return kind, number
 
 
 def _decide(ctx: Context, *, approve: bool) -> Outcome:
@@ -123,10 +125,10 @@ def reject(ctx: Context) -> Outcome:
 
 def _card(session: Session, person: Person, action: CardAction, now: datetime,
           *, approve: bool) -> Outcome:
-    leave_id = action.params.get("leave_id", "")
-    if not leave_id.isdigit():
+    leave_id = record_id(action.params.get("leave_id", ""))
+    if leave_id is None:
         raise UserError("按钮已失效")
-    leave, changed = decide_leave(session=session, leave_id=int(leave_id), decider=person,
+    leave, changed = decide_leave(session=session, leave_id=leave_id, decider=person,
                                   approve=approve, reason="" if approve else CARD_REJECT_REASON,
                                   now=now)
     verdict = LeaveStatus(leave.status).label

@@ -23,6 +23,7 @@ from sqlmodel import Session, col, select
 
 from app.config import Settings
 from app.domain.evaluation import BranchPhase, Capacity, EvaluationRefused, MonthState
+from app.domain.ids import record_id
 from app.domain.periods import month_key, month_label, parse_month
 from app.domain.scheme import Indicator, Scheme
 from app.domain.vocab import OrgKind, Role
@@ -191,10 +192,7 @@ def _declared_day(ctx: Context, period: str | None) -> date:
     today = ctx.now.astimezone(ctx.settings.tz).date()
     if period is None or period == month_key(ctx.now, ctx.settings.tz):
         return today
-    day = last_day(period)
-    if day > today:
-        raise UserError(f"{month_label(period)}还没到，不能提前申报。")
-    return day
+    return last_day(period)  # never a month to come: period_of refuses those
 
 
 @router.command("申报", summary="申报加分事项（附佐证材料）", usage=DECLARE_USAGE)
@@ -585,10 +583,10 @@ def objection(ctx: Context) -> Reply:
 
 
 def _objection_number(word: str) -> int:
-    digits = word.upper().removeprefix("Y")
-    if not digits.isdigit():
+    number = record_id(word.upper().removeprefix("Y"))
+    if number is None:
         raise UserError(f"看不懂编号“{word}”，应为 Y3 这样的异议编号。")
-    return int(digits)
+    return number
 
 
 def _correction(ctx: Context, found: Objection, words: list[str]

@@ -47,6 +47,8 @@ def period_of(ctx: Context) -> str:
     except ValueError:
         hint = "可以写：本月、上月、本年，或 2026-10 这样的月份。"
         raise UserError(f"看不懂“{word}”。{hint}") from None
+    if word > this_month:
+        raise UserError(f"{month_label(word)}还没到，请写本月或之前的月份。")
     return word
 
 

@@ -85,3 +85,27 @@ def test_my_year_rank_goes_privately_in_a_group_and_inline_one_to_one(chat):
         f"{find_name(driver)}，您{year}年度的支部排名：第 1 名 / 共 12 人（仅您可见）"]
     alone = driver.say(suite.MEMBER, "/我的积分 今年")
     assert "支部排名：第 1 名 / 共 12 人" in (alone.reply or "") and not alone.private
+
+
+@pytest.mark.parametrize(("text", "answer"), [
+    ("/排行 2099-01", "2099年1月还没到"),
+    ("/我的积分 2099-01", "2099年1月还没到"),
+    ("/我的积分 0000-01", "看不懂“0000-01”"),
+    ("/排行 9999-12", "看不懂“9999-12”"),
+])
+def test_months_that_have_not_come_or_cannot_be_are_explained(chat, text, answer):
+    driver, group, _ = chat
+    assert answer in (driver.say(suite.MEMBER, text, group=group).reply or "")
+
+
+@pytest.mark.parametrize("text", ["/批准 Q99999999999", "/驳回 S99999999999 不行",
+                                  "/批准 Q0"])
+def test_a_number_no_record_can_have_is_not_a_number_to_decide(chat, text):
+    driver, group, _ = chat
+    assert "看不懂编号" in (driver.say(suite.SECRETARY, text, group=group).reply or "")
+
+
+def test_leave_for_a_number_no_activity_can_have_shows_the_format(chat):
+    driver, group, _ = chat
+    reply = driver.say(suite.MEMBER, "/请假 99999999999 事假 出差", group=group).reply or ""
+    assert "请按格式发送" in reply
