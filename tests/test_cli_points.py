@@ -108,7 +108,13 @@ def test_points_add_revoke_close_and_report(demo):
        "--reason", "r"), "没有指标"),
      (("points", "revoke", "999", "--reason", "r"), "找不到积分记录"),
      (("month", "close", "2026-13", "--org", ORG), "不是有效的月份"),
-     (("report", "branch", "不存在", "--period", "2026-11"), "找不到组织")],
+     (("report", "branch", "不存在", "--period", "2026-11"), "找不到组织"),
+     # Numbers and years the database or the calendar cannot hold: no traceback.
+     (("points", "revoke", "99999999999", "--reason", "r"), "不是有效的编号"),
+     (("activity", "close", "2147483648"), "不是有效的编号"),
+     (("outbox", "retry", "abc"), "不是有效的编号"),
+     (("report", "branch", "生产第一党支部", "--period", "0000"), "不是有效的月份"),
+     (("report", "branch", "生产第一党支部", "--period", "0000-Q1"), "不是有效的月份")],
 )
 def test_bad_input_gets_a_chinese_message_and_exit_2(demo, args, message):
     result = run(*args)

@@ -13,7 +13,7 @@ from qrcode.image.pure import PyPNGImage
 from rich.markup import escape
 from sqlmodel import Session, col, select
 
-from app.cli.common import engine, fail, out
+from app.cli.common import engine, fail, out, record_number
 from app.config import Settings, load_settings_or_exit
 from app.db import read_session, utcnow, write_session
 from app.domain.checkin import Outcome
@@ -43,7 +43,7 @@ from app.services.people import find_person
 activity_cli = typer.Typer(help="活动与签到", no_args_is_help=True)
 
 BranchOption = Annotated[str, typer.Option("--branch", help="支部（路径或名称）")]
-ActivityId = Annotated[int, typer.Argument(help="活动序号")]
+ActivityId = Annotated[int, typer.Argument(help="活动序号", parser=record_number)]
 REFUSALS = (ActivityError, LedgerError)
 
 

@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from app.config import load_settings_or_exit
 from app.db import make_engine
+from app.domain.ids import record_id
 from app.services import orgs
 from app.services.people import find_person
 
@@ -23,6 +24,14 @@ def engine() -> Engine:
     """An engine on the configured database (a bad setting exits with one line)."""
     settings = load_settings_or_exit()
     return make_engine(settings.database_url, pool_size=2)
+
+
+def record_number(value: str) -> int:
+    """A record's number (活动序号, 积分记录编号, …) as typed, or a usage error in Chinese."""
+    number = record_id(value.strip())
+    if number is None:
+        raise typer.BadParameter(f"“{value}”不是有效的编号")
+    return number
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from app.cli.common import engine, fail, out
+from app.cli.common import engine, fail, out, record_number
 from app.config import load_settings_or_exit
 from app.db import read_session, utcnow, write_session
 from app.models import OutboxStatus
@@ -90,7 +90,7 @@ def list_messages(
 
 @outbox_cli.command("retry")
 def retry(
-    message_id: Annotated[int | None, typer.Argument(help="消息编号")] = None,
+    message_id: Annotated[int | None, typer.Argument(help="消息编号", parser=record_number)] = None,
     all_dead: Annotated[
         bool, typer.Option("--all-dead", help="重发所有已放弃（dead）的消息")
     ] = False,

@@ -12,10 +12,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from app.cli.common import engine, fail, org_or_fail, out, person_or_fail
+from app.cli.common import engine, fail, org_or_fail, out, person_or_fail, record_number
 from app.config import load_settings_or_exit
 from app.db import read_session, write_session
-from app.domain.periods import parse_month
+from app.domain.periods import FIRST_YEAR, LAST_YEAR, parse_month
 from app.domain.scheme import SchemeError, diff_schemes, list_presets, load_scheme, preset_text
 from app.models import EntrySource
 from app.services import schemes
@@ -178,7 +178,7 @@ def points_add(
 
 @points_cli.command("revoke")
 def points_revoke(
-    entry_id: Annotated[int, typer.Argument(help="积分记录编号")],
+    entry_id: Annotated[int, typer.Argument(help="积分记录编号", parser=record_number)],
     reason: Annotated[str, typer.Option("--reason", help="冲销原因（必填）")],
 ) -> None:
     """冲销一条积分记录（新增一条反向记录，原记录保留）。"""
@@ -220,9 +220,12 @@ def _points(value: Decimal | None) -> str:
 def _year_of(period: str) -> tuple[int, int | None] | None:
     """(year, quarter or None) for `2026` or `2026-Q4`; None for anything else."""
     text = period.strip().upper()
-    if text.isdigit() and len(text) == 4:
+    if not (text[:4].isascii() and text[:4].isdigit()
+            and FIRST_YEAR <= int(text[:4]) <= LAST_YEAR):
+        return None
+    if len(text) == 4:
         return int(text), None
-    if len(text) == 7 and text[:4].isdigit() and text[4:6] == "-Q" and text[6] in "1234":
+    if len(text) == 7 and text[4:6] == "-Q" and text[6] in "1234":
         return int(text[:4]), int(text[6])
     return None
 
