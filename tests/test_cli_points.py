@@ -114,7 +114,10 @@ def test_points_add_revoke_close_and_report(demo):
      (("activity", "close", "2147483648"), "不是有效的编号"),
      (("outbox", "retry", "abc"), "不是有效的编号"),
      (("report", "branch", "生产第一党支部", "--period", "0000"), "不是有效的月份"),
-     (("report", "branch", "生产第一党支部", "--period", "0000-Q1"), "不是有效的月份")],
+     (("report", "branch", "生产第一党支部", "--period", "0000-Q1"), "不是有效的月份"),
+     (("points", "add", "--member", MEMBER, "--indicator", "online_study", "--count",
+       "99999999999", "--reason", "r"), "次数必须是 1 到 1000"),
+     (("serve", "--port", "99999999"), "--port")],
 )
 def test_bad_input_gets_a_chinese_message_and_exit_2(demo, args, message):
     result = run(*args)

@@ -46,6 +46,18 @@ def test_automatic_entries_count_at_once_with_the_scheme_points(db, org):
         assert entry.scheme_version_id is not None
 
 
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"count": 1001}, "次数必须是 1 到 1000"), ({"count": 2**40}, "次数必须是 1 到 1000"),
+    ({"on": date(1, 1, 1)}, "不在可记录的范围内"), ({"on": date(9999, 12, 31)}, "不在可记录"),
+])
+def test_counts_and_dates_out_of_range_are_refused_before_anything_is_written(db, org, kw,
+                                                                               message):
+    with write_session(db) as s:
+        with pytest.raises(LedgerError, match=message):
+            add(s, org["people"][1], **kw)
+        assert s.exec(select(LedgerEntry)).first() is None
+
+
 def test_declared_entries_need_evidence_and_wait_for_review(db, org):
     member, secretary, other = org["people"][1], org["people"][0], org["people"][2]
     with write_session(db) as s:
@@ -75,7 +87,7 @@ def test_the_creator_of_an_assessed_entry_cannot_approve_it(db, org):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"code": "no_such_indicator"}, "没有指标"), ({"count": 0}, "正整数"),
+    [({"code": "no_such_indicator"}, "没有指标"), ({"count": 0}, "次数必须是 1 到 1000"),
      ({"on": date(2025, 12, 31)}, "没有生效的积分方案")],
 )
 def test_bad_entries_are_refused_in_chinese(db, org, kwargs, message):

@@ -124,7 +124,7 @@ def demo_seed(
 
 def serve(
     host: Annotated[str, typer.Option(help="监听地址")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="端口")] = 8000,
+    port: Annotated[int, typer.Option(help="端口", min=1, max=65535)] = 8000,
 ) -> None:
     """启动 Web 服务。"""
     import uvicorn

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 from sqlalchemy import TextClause, and_, text
 from sqlmodel import Session, col, func, select
 
-from app.domain.periods import month_key_of, next_month, parse_month
+from app.domain.periods import FIRST_YEAR, LAST_YEAR, month_key_of, next_month, parse_month
 from app.domain.refusals import Refusal, Refused
 from app.domain.scheme import Source
 from app.domain.scoring import EntryFact
@@ -39,6 +39,9 @@ _SOURCE = {
     Source.assessed: EntrySource.ASSESSED,
 }
 _NEEDS_REVIEW = {EntrySource.DECLARED, EntrySource.ASSESSED}
+# Times one entry may count an indicator: far above any month's real count (a daily item is at
+# most 31), and far below what the database's integer and the points column can hold.
+MAX_COUNT = 1000
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,10 @@ def record_entry(
     evidence: list[Any] | None = None,
 ) -> LedgerEntry:
     """Append one entry under the scheme in force; declared and assessed entries await review."""
-    if count < 1:
-        raise LedgerError("次数必须是正整数")
+    if not 1 <= count <= MAX_COUNT:
+        raise LedgerError(f"次数必须是 1 到 {MAX_COUNT} 之间的整数")
+    if not FIRST_YEAR <= occurred_on.year <= LAST_YEAR:
+        raise LedgerError(f"日期 {occurred_on} 不在可记录的范围内")
     if not reason.strip():
         raise LedgerError("必须填写原因")
     member = session.get(Person, member_id)
