@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DataError
 from sqlmodel import Session
 
 from app.config import Settings
@@ -24,6 +25,10 @@ from bot.types import CardAction, ChatType, IncomingMessage, Outcome, Reply
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "抱歉，处理您的消息时出了点问题，请稍后再试；如果一直这样，请联系管理员。"
+OUT_OF_RANGE = "您输入的数字超出了允许的范围，请检查后再发送。"
+# A number the database cannot hold: PostgreSQL refuses it (DataError), SQLite's driver cannot
+# even bind one past 64 bits (OverflowError). Either way the person typed it, not a bug.
+OUT_OF_RANGE_ERRORS = (DataError, OverflowError)
 UNBOUND_PERSON = ("您的账号还没有登记在党员名册中，暂时不能使用积分助手。"
                   "请联系本单位党建管理员，把您的账号加入名册后再试。")
 UNBOUND_GROUP_HINT = "（本群尚未绑定支部。支部书记或管理员可在本群发送：/绑定支部 支部名称）"
@@ -175,6 +180,10 @@ class Dispatcher:
                 result = handler(ctx)
         except USER_ERRORS as exc:
             return Outcome(Reply(str(exc), mention_sender=True))
+        except OUT_OF_RANGE_ERRORS as exc:
+            log.warning("command refused by the database for %s message %s: %s",
+                        ctx.message.platform, ctx.message.message_id, type(exc).__name__)
+            return Outcome(Reply(OUT_OF_RANGE, mention_sender=True))
         except Exception:
             log.exception("command failed for %s message %s", ctx.message.platform,
                           ctx.message.message_id)

@@ -6,7 +6,8 @@ import logging
 from datetime import UTC, datetime
 
 from app.config import Settings
-from bot.dispatcher import GENERIC_ERROR, Dispatcher, Router
+from app.models import Activity
+from bot.dispatcher import GENERIC_ERROR, OUT_OF_RANGE, Dispatcher, Router
 from bot.runtime import build_dispatcher
 from bot.types import ChatType, IncomingMessage
 from tests.chat import conformance as suite
@@ -65,3 +66,22 @@ def test_a_failing_command_gets_a_friendly_reply_and_a_log_line(db, db_url, capl
         outcome = dispatcher.dispatch(message("/爆炸"))
     assert outcome is not None and outcome.reply.text == GENERIC_ERROR
     assert "command failed" in caplog.text and "boom" in caplog.text
+
+
+def test_a_number_the_database_cannot_hold_gets_its_own_reply_and_the_message_still_counts(
+        db, db_url, caplog):
+    suite.seed_world(db, datetime.now(UTC))
+    router = Router()
+
+    @router.command("查活动", summary="测试")
+    def look_up(ctx):
+        ctx.session.get(Activity, 2**63)  # past PostgreSQL's integer and SQLite's binding
+        return "?"
+
+    dispatcher = Dispatcher(engine=db, settings=Settings(_env_file=None, database_url=db_url),
+                            routers=[router], fallback=lambda ctx: "?")
+    with caplog.at_level(logging.WARNING):
+        outcome = dispatcher.dispatch(message("/查活动"))
+    assert outcome is not None and outcome.reply.text == OUT_OF_RANGE
+    assert "refused by the database" in caplog.text and "command failed" not in caplog.text
+    assert dispatcher.dispatch(message("/查活动")) is None  # recorded: a redelivery is ignored
