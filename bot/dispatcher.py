@@ -25,9 +25,9 @@ from bot.types import CardAction, ChatType, IncomingMessage, Outcome, Reply
 log = logging.getLogger(__name__)
 
 GENERIC_ERROR = "抱歉，处理您的消息时出了点问题，请稍后再试；如果一直这样，请联系管理员。"
-OUT_OF_RANGE = "您输入的数字超出了允许的范围，请检查后再发送。"
-# A number the database cannot hold: PostgreSQL refuses it (DataError), SQLite's driver cannot
-# even bind one past 64 bits (OverflowError). Either way the person typed it, not a bug.
+OUT_OF_RANGE = "您输入的内容超出了允许的范围（数字太大或文字太长），请检查后再发送。"
+# A value the database cannot hold: PostgreSQL refuses it (DataError), SQLite's driver cannot
+# even bind a number past 64 bits (OverflowError). Either way the person typed it, not a bug.
 OUT_OF_RANGE_ERRORS = (DataError, OverflowError)
 UNBOUND_PERSON = ("您的账号还没有登记在党员名册中，暂时不能使用积分助手。"
                   "请联系本单位党建管理员，把您的账号加入名册后再试。")

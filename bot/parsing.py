@@ -16,8 +16,11 @@ _TRAILING_PUNCT = re.compile(r"[\s。.!！?？~～…,，;；]+$")
 
 
 def normalise(text: str) -> str:
-    """Fold width and traditional forms, drop leading @name tokens and trailing punctuation."""
-    folded = unicodedata.normalize("NFKC", text).translate(_TRADITIONAL).strip()
+    """Fold width and traditional forms, drop control characters other than line breaks and
+    tabs (the database refuses NUL), leading @name tokens and trailing punctuation."""
+    folded = unicodedata.normalize("NFKC", text).translate(_TRADITIONAL)
+    folded = "".join(ch for ch in folded
+                     if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
     folded = _LEADING_MENTIONS.sub("", folded + " ").strip()
     return _TRAILING_PUNCT.sub("", folded)
 

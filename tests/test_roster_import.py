@@ -90,6 +90,15 @@ def test_bad_rows_are_named_and_good_rows_still_land(db, tmp_path):
     assert count(db, Person) == 3
 
 
+def test_a_csv_row_with_nul_or_an_overlong_name_is_refused_and_the_rest_land(db, tmp_path):
+    # PostgreSQL refuses both outright: once they reached it, the whole import failed.
+    rows = [*roster(2), person("坏\x00人", 10), person("长" * 51, 11)]
+    report = run_import(db, write_csv(tmp_path / "r.csv", rows))
+    assert report.summary == {"created": 2, "updated": 0, "unchanged": 0, "rejected": 2}
+    assert {(e.row, e.column) for e in report.errors} == {(4, "姓名"), (5, "姓名")}
+    assert count(db, Person) == 2
+
+
 def test_re_import_updates_in_place_matching_by_userid_then_phone(db, tmp_path):
     run_import(db, write_roster(tmp_path / "a.xlsx", roster(2)))
     changed = [

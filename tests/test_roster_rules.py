@@ -7,6 +7,8 @@ from datetime import date, datetime
 import pytest
 
 from app.domain.roster_rules import (
+    MAX_LENGTH,
+    MAX_ORG_NAME,
     RowProblem,
     map_headers,
     parse_date,
@@ -16,6 +18,7 @@ from app.domain.roster_rules import (
     split_org_path,
 )
 from app.domain.vocab import MemberType, Role
+from app.models import Organization, Person
 
 
 def test_headers_match_after_trimming_and_width_folding():
@@ -96,9 +99,21 @@ def test_a_member_always_holds_the_member_role():
     ("cells", "column"),
     [({"姓名": " "}, "姓名"), ({"手机号": "123"}, "手机号"), ({"人员类别": "团员"}, "人员类别"),
      ({"所在支部": ""}, "所在支部"), ({"支部类别": "科研类"}, "支部类别"),
-     ({"入党日期": "昨天"}, "入党日期")],
+     ({"入党日期": "昨天"}, "入党日期"),
+     # What PostgreSQL would refuse: NUL, and text longer than the column.
+     ({"姓名": "张\x00三"}, "姓名"), ({"党小组": "第一\x07小组"}, "党小组"),
+     ({"姓名": "张" * 51}, "姓名"), ({"钉钉userid": "u" * 65}, "钉钉userid"),
+     ({"所在支部": "示范集团党委/" + "支" * 101}, "所在支部")],
 )
 def test_each_bad_cell_names_its_column(cells, column):
     with pytest.raises(RowProblem) as info:
         _row(**cells)
     assert info.value.column == column
+
+
+def test_the_length_limits_are_the_columns_the_database_stores():
+    limits = {"姓名": Person.name, "钉钉userid": Person.dingtalk_userid,
+              "企业微信userid": Person.wecom_userid, "党小组": Organization.name}
+    assert {c: col.type.length for c, col in limits.items()} == MAX_LENGTH
+    assert Organization.name.type.length == MAX_ORG_NAME
+    assert _row(姓名="张" * 50).name == "张" * 50

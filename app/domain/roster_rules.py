@@ -175,27 +175,47 @@ def parse_category(raw: str) -> BranchCategory | None:
         raise RowProblem("支部类别", f"“{raw}”不是已知支部类别（应为{allowed}）") from None
 
 
+# The longest text each column may hold, as the person and organisation tables store it
+# (PostgreSQL refuses longer; a test keeps these equal to the models' column lengths).
+MAX_LENGTH = {"姓名": 50, "钉钉userid": 64, "企业微信userid": 64, "党小组": 100}
+MAX_ORG_NAME = 100
+
+
+def _cell(cells: dict[str, object], column: str) -> str:
+    """A text cell, cleaned; control characters (NUL, …) and text longer than the database
+    stores are refused, never cut or stored."""
+    text = clean_text(cells.get(column))
+    if any(unicodedata.category(ch) == "Cc" for ch in text):
+        raise RowProblem(column, "含有不可见的控制字符，请删除后重新导入")
+    limit = MAX_LENGTH.get(column)
+    if limit is not None and len(text) > limit:
+        raise RowProblem(column, f"不能超过 {limit} 个字（现有 {len(text)} 个）")
+    return text
+
+
 def parse_row(row_number: int, cells: dict[str, object]) -> RosterRow:
     """Validate one roster line; raise RowProblem naming the first bad column."""
-    name = clean_text(cells.get("姓名"))
+    name = _cell(cells, "姓名")
     if not name:
         raise RowProblem("姓名", "不能为空")
-    branch = clean_text(cells.get("所在支部"))
+    branch = _cell(cells, "所在支部")
     if not branch:
         raise RowProblem("所在支部", "不能为空")
-    category = parse_category(clean_text(cells.get("支部类别")))
-    member_type = parse_member_type(clean_text(cells.get("人员类别")))
-    roles = parse_roles(clean_text(cells.get("职务/角色")))
+    if any(len(part) > MAX_ORG_NAME for part in split_org_path(branch)):
+        raise RowProblem("所在支部", f"每一级组织名称不能超过 {MAX_ORG_NAME} 个字")
+    category = parse_category(_cell(cells, "支部类别"))
+    member_type = parse_member_type(_cell(cells, "人员类别"))
+    roles = parse_roles(_cell(cells, "职务/角色"))
     if member_type is not MemberType.masses and Role.member not in roles:
         roles.insert(0, Role.member)
     return RosterRow(
         row_number=row_number,
         name=name,
-        phone=parse_phone(clean_text(cells.get("手机号"))),
-        dingtalk_userid=clean_text(cells.get("钉钉userid")) or None,
-        wecom_userid=clean_text(cells.get("企业微信userid")) or None,
+        phone=parse_phone(_cell(cells, "手机号")),
+        dingtalk_userid=_cell(cells, "钉钉userid") or None,
+        wecom_userid=_cell(cells, "企业微信userid") or None,
         branch_path=split_org_path(branch),
-        group=clean_text(cells.get("党小组")) or None,
+        group=_cell(cells, "党小组") or None,
         roles=roles,
         member_type=member_type,
         joined_party_on=parse_date(cells.get("入党日期")),

@@ -24,3 +24,8 @@ def test_empty_and_mention_only_text():
     assert split_command("") == ("", [])
     assert split_command("@党员积分助手") == ("", [])
     assert normalise("＠党员积分助手　／帮助") == "/帮助"
+
+
+def test_control_characters_are_dropped_but_line_breaks_kept():
+    assert split_command("/请假 3 事假 出\x00差\x1b") == ("请假", ["3", "事假", "出差"])
+    assert normalise("/申报 志愿服务\n第一行\t第二行") == "/申报 志愿服务\n第一行\t第二行"
