@@ -17,6 +17,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from app.db import write_session
+from app.domain.periods import FIRST_YEAR, LAST_YEAR
 from app.domain.refusals import Refused
 from app.models import EntryStatus, LedgerEntry, Organization
 from app.services.evaluation import evaluated_period
@@ -25,8 +26,7 @@ from app.services.reports import reversals_of
 from miniapp_api.refusals import http_error
 
 _MONTH = re.compile(r"^\s*(\d{4})-(\d{1,2})\s*$")
-# Months a party-points system can mean; anything else is a typo (and year 0 breaks dates).
-_YEARS = range(2000, 2100)
+_YEARS = range(FIRST_YEAR, LAST_YEAR + 1)
 
 EvidenceKind = Literal["image", "pdf"]
 

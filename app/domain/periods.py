@@ -22,8 +22,9 @@ def month_key_of(day: date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
-# Years a month key may name: the neighbouring months of any of them are still dates.
-FIRST_YEAR, LAST_YEAR = 1900, 9998
+# Years a month key may name: the months a party-points system can mean. Anything else is a
+# typo, and year 0 or 9999 would break the date arithmetic of a month's neighbours.
+FIRST_YEAR, LAST_YEAR = 2000, 2099
 
 
 def parse_month(key: str) -> tuple[int, int]:
