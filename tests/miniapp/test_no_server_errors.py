@@ -1,7 +1,7 @@
-"""Every API route, fed odd input, answers 4xx (or 2xx), never a 500.
+"""Every API route and H5 page, fed odd input, answers 4xx (or 2xx), never a 500.
 
-The routes and their bodies come from the application's own OpenAPI document, so a route added
-later is covered without touching this test.
+The API routes and their bodies come from the application's own OpenAPI document, so a route
+added later is covered without touching this test; the pages come from their routers.
 """
 
 from __future__ import annotations
@@ -19,6 +19,10 @@ from app.db import write_session
 from app.main import create_app
 from app.services.demo import seed_demo
 from app.services.people import find_person
+from miniapp_api import checkin, media, pages_activities, pages_evaluation, pages_me
+
+PAGE_ROUTERS = (pages_activities.router, pages_evaluation.router, pages_me.router,
+                checkin.page_router, media.router)
 
 HUGE = 2**63  # past PostgreSQL's integer and past what SQLite's driver can bind
 ODD_IDS = [str(HUGE), "99999999999", "abc", "0", "-1"]
@@ -96,4 +100,24 @@ def test_no_route_answers_odd_input_with_a_server_error(client):
             failures.append(f"{method} {url[:80]} {kwargs.get('params')} -> "
                             f"{response.status_code}")
     assert count > 200  # every route was tried, not an empty spec
+    assert failures == []
+
+
+def test_no_page_answers_odd_input_with_a_server_error(client):
+    failures = []
+    count = 0
+    for route in (r for router in PAGE_ROUTERS for r in router.routes):
+        names = [p.name for p in route.dependant.query_params]
+        for n, odd_id in enumerate(ODD_IDS):
+            url = route.path
+            for p in route.dependant.path_params:
+                url = url.replace("{" + p.name + "}", odd_id if p.name != "period"
+                                  else ODD_QUERY[n])
+            query = {name: ODD_QUERY[n % len(ODD_QUERY)] for name in names}
+            for method in route.methods - {"HEAD"}:
+                response = client.request(method, url, params=query)
+                count += 1
+                if response.status_code >= 500:
+                    failures.append(f"{method} {url[:80]} {query} -> {response.status_code}")
+    assert count > 80
     assert failures == []
