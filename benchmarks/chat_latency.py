@@ -411,6 +411,17 @@ class Replies:
     bench_cpu_s: float  # this process's (the load generator's and the fake's)
 
 
+def cpu_reading(pid: int) -> tuple[float | None, float]:
+    """CPU seconds so far: the server's (None where /proc is absent) and this process's."""
+    return process_cpu_s(pid), time.process_time()
+
+
+def cpu_since(start: tuple[float | None, float], pid: int) -> tuple[float | None, float]:
+    """CPU seconds the server and this process spent since the reading `start`."""
+    server, bench = cpu_reading(pid)
+    return (None if server is None or start[0] is None else server - start[0]), bench - start[1]
+
+
 def warm_up(base: str, fake: TimedFake, secret: str, built: Built, args: argparse.Namespace,
             rng: random.Random) -> None:
     """Untimed callbacks and healthz calls: connections, caches and the token are made."""
@@ -429,11 +440,11 @@ def time_replies(base: str, pid: int, fake: TimedFake, secret: str, jobs: list[J
     """Send `jobs` and wait for their replies; a reply whose text is not `expected` is bad."""
     log(f"timing {len(jobs):,} callbacks at concurrency {args.concurrency} "
         f"(slot held until the {args.hold})")
-    cpu_before = process_cpu_s(pid), time.process_time()
+    start = cpu_reading(pid)
     run = asyncio.run(send_callbacks(base, fake, secret, jobs, args.concurrency, args.hold,
                                      args.reply_timeout))
     wait_for_replies(fake, [j.session_id for j in jobs], args.reply_timeout)
-    cpu_after = process_cpu_s(pid), time.process_time()
+    server_cpu_s, bench_cpu_s = cpu_since(start, pid)
     first = min(run.sent.values())
     e2e: list[float] = []
     last_reply = first
@@ -456,9 +467,8 @@ def time_replies(base: str, pid: int, fake: TimedFake, secret: str, jobs: list[J
         count=len(e2e), missing=missing, bad=bad,
         non_200=sum(n for status, n in run.statuses.items() if status != 200),
         transport=run.transport_errors,
-        server_cpu_s=(None if cpu_before[0] is None or cpu_after[0] is None
-                      else cpu_after[0] - cpu_before[0]),
-        bench_cpu_s=cpu_after[1] - cpu_before[1],
+        server_cpu_s=server_cpu_s,
+        bench_cpu_s=bench_cpu_s,
     )
     log(f"callbacks: {replies.callback}; end to end: {replies.end_to_end}; "
         f"missing {missing}, bad {bad}")
@@ -475,15 +485,13 @@ def measure(
                            args, expected=lambda job, text: "合计" in text
                            and job.member.name in text)
     log(f"timing {args.requests:,} GET /healthz at concurrency {args.concurrency}")
-    cpu_before = process_cpu_s(pid), time.process_time()
+    start = cpu_reading(pid)
     health_ms, health_span, health_bad = asyncio.run(
         hit_healthz(base, args.requests, args.concurrency))
-    cpu_after = process_cpu_s(pid), time.process_time()
+    server_healthz_s, bench_healthz_s = cpu_since(start, pid)
     healthz = figures(health_ms, len(health_ms), health_span)
     log(f"healthz: {healthz}")
     ratio = replies.end_to_end["per_s"] / healthz["per_s"] if healthz["per_s"] else 0.0
-    server_healthz_s = (None if cpu_before[0] is None or cpu_after[0] is None
-                        else cpu_after[0] - cpu_before[0])
     return replies, {
         "callback": replies.callback,
         "end_to_end": replies.end_to_end,
@@ -495,7 +503,7 @@ def measure(
                                         replies=replies.count, healthz=len(health_ms)),
         # The same for this process, the load generator and the fake DingTalk: the two share the
         # machine's cores, so a reply costs the sum, and whichever saturates first sets the pace.
-        "bench_cpu_ms": cpu_per_answer(replies.bench_cpu_s, cpu_after[1] - cpu_before[1],
+        "bench_cpu_ms": cpu_per_answer(replies.bench_cpu_s, bench_healthz_s,
                                        replies=replies.count, healthz=len(health_ms)),
         # The issue's targets. Which p99 it means is not said, so both are judged: the callback's
         # HTTP answer (what DingTalk waits for) and the reply (what the member waits for).
